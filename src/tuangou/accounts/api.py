@@ -1,0 +1,90 @@
+"""Accounts over HTTP: sign-up, tokens, merchants, staff accounts, audit log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from tuangou.accounts import service
+from tuangou.core.auth import Role
+from tuangou.core.http import Auth, Ops, ReadUoW, UoW
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+class SignUp(BaseModel):
+    email: str = Field(max_length=200)
+    password: str = Field(max_length=200)
+    name: str = Field(default="", max_length=120)
+
+
+class Credentials(BaseModel):
+    email: str = Field(max_length=200)
+    password: str = Field(max_length=200)
+
+
+class NewMerchant(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    owner_email: str = Field(max_length=200)
+    owner_password: str = Field(max_length=200)
+    reason: str = Field(default="", max_length=500)
+
+
+class NewUser(BaseModel):
+    email: str = Field(max_length=200)
+    password: str = Field(max_length=200)
+    role: Role
+    name: str = Field(default="", max_length=120)
+    merchant_id: int | None = None
+    reason: str = Field(default="", max_length=500)
+
+
+def _token(request: Request, uow: Any, email: str, password: str) -> dict[str, Any]:
+    settings = request.app.state.settings
+    token, user = service.log_in(uow, email, password, settings.secret_key,
+                                 timedelta(hours=settings.token_ttl_hours))
+    return {"access_token": token, "token_type": "bearer", "user": user.__dict__}
+
+
+@router.post("/auth/signup", status_code=201, summary="A buyer signs up and gets a token")
+def sign_up(body: SignUp, request: Request, uow: UoW) -> dict[str, Any]:
+    service.sign_up_buyer(uow, body.email, body.password, body.name)
+    return _token(request, uow, body.email, body.password)
+
+
+@router.post("/auth/token", summary="Exchange email and password for a bearer token")
+def token(body: Credentials, request: Request, uow: ReadUoW) -> dict[str, Any]:
+    return _token(request, uow, body.email, body.password)
+
+
+@router.get("/me")
+def me(p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return service.get_user(uow, p.user_id).__dict__
+
+
+@router.post("/merchants", status_code=201, summary="Ops onboard a merchant with its first login")
+def create_merchant(body: NewMerchant, p: Ops, uow: UoW) -> dict[str, Any]:
+    merchant_id, user = service.create_merchant(uow, p, body.name, body.owner_email, body.owner_password,
+                                                body.reason)
+    return {"id": merchant_id, "name": body.name, "owner": user.__dict__}
+
+
+@router.get("/merchants")
+def list_merchants(_: Ops, uow: ReadUoW) -> dict[str, Any]:
+    return {"items": service.list_merchants(uow), "next_cursor": None}
+
+
+@router.post("/users", status_code=201, summary="Ops create staff, merchant, leader or supplier accounts")
+def create_user(body: NewUser, p: Ops, uow: UoW) -> dict[str, Any]:
+    return service.create_user(uow, p, body.email, body.password, body.role, body.name, body.merchant_id,
+                               body.reason).__dict__
+
+
+@router.get("/audit", summary="The ops audit log, newest first")
+def audit_log(_: Ops, uow: ReadUoW, cursor: int | None = None,
+              limit: int = Query(50, ge=1, le=500), action: str | None = None) -> dict[str, Any]:
+    items = service.audit_log(uow, cursor=cursor, limit=limit, action=action)
+    return {"items": items, "next_cursor": str(items[-1]["id"]) if len(items) == limit else None}

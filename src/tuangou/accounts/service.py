@@ -1,0 +1,139 @@
+"""Accounts: sign-up, log-in, merchants and staff accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from tuangou.accounts import rules
+from tuangou.accounts.models import Merchant, User
+from tuangou.core.audit import list_entries, record_audit
+from tuangou.core.auth import Principal, Role, hash_password, issue_token, verify_password
+from tuangou.core.db import UnitOfWork
+from tuangou.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    email: str
+    name: str
+    role: str
+    merchant_id: int | None
+
+
+def _view(u: User) -> UserView:
+    return UserView(u.id, u.email, u.name, u.role, u.merchant_id)
+
+
+def _add_user(uow: UnitOfWork, email: str, password: str, name: str, role: Role,
+              merchant_id: int | None) -> User:
+    problems = rules.check_credentials(email, password)
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    user = User(email=email.lower(), name=name or email.split("@")[0], password_hash=hash_password(password),
+                role=role.value, merchant_id=merchant_id, created_at=uow.now)
+    uow.session.add(user)
+    try:
+        uow.session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"{email} is already registered", code="email_taken") from exc
+    return user
+
+
+def sign_up_buyer(uow: UnitOfWork, email: str, password: str, name: str = "") -> UserView:
+    with uow:
+        user = _add_user(uow, email, password, name, Role.BUYER, None)
+        uow.commit()
+        return _view(user)
+
+
+def create_user(uow: UnitOfWork, actor: Principal | None, email: str, password: str, role: Role,
+                name: str = "", merchant_id: int | None = None, reason: str = "") -> UserView:
+    """Ops (or the CLI, actor None) create any account; a merchant user needs its merchant."""
+    with uow:
+        if role == Role.MERCHANT:
+            if merchant_id is None or uow.session.get(Merchant, merchant_id) is None:
+                raise ValidationFailed("a merchant account needs an existing merchant_id")
+        else:
+            merchant_id = None
+        user = _add_user(uow, email, password, name, role, merchant_id)
+        record_audit(uow.session, actor_id=actor.user_id if actor else None,
+                     actor_role=actor.role.value if actor else "cli", action="create_user",
+                     target=f"user:{user.id}", reason=reason or "account created", now=uow.now,
+                     details={"role": role.value, "email": user.email})
+        uow.commit()
+        return _view(user)
+
+
+def create_merchant(uow: UnitOfWork, actor: Principal | None, name: str, owner_email: str,
+                    owner_password: str, reason: str = "") -> tuple[int, UserView]:
+    """A merchant and its first login, in one transaction."""
+    with uow:
+        if not name.strip():
+            raise ValidationFailed("merchant name is empty")
+        merchant = Merchant(name=name.strip(), status=rules.MerchantStatus.ACTIVE, created_at=uow.now)
+        uow.session.add(merchant)
+        uow.session.flush()
+        user = _add_user(uow, owner_email, owner_password, name, Role.MERCHANT, merchant.id)
+        record_audit(uow.session, actor_id=actor.user_id if actor else None,
+                     actor_role=actor.role.value if actor else "cli", action="create_merchant",
+                     target=f"merchant:{merchant.id}", reason=reason or "merchant onboarded", now=uow.now)
+        uow.commit()
+        return merchant.id, _view(user)
+
+
+def log_in(uow: UnitOfWork, email: str, password: str, secret: str, ttl: timedelta) -> tuple[str, UserView]:
+    with uow:
+        user = uow.session.scalar(select(User).where(User.email == email.lower()))
+        if user is None or not user.active or not verify_password(password, user.password_hash):
+            raise Unauthorized("wrong email or password", code="invalid_credentials")
+        principal = Principal(user.id, Role(user.role), user.merchant_id)
+        return issue_token(principal, secret, uow.now, ttl), _view(user)
+
+
+def get_user(uow: UnitOfWork, user_id: int) -> UserView:
+    with uow:
+        user = uow.session.get(User, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return _view(user)
+
+
+def merchant_status(uow: UnitOfWork, merchant_id: int) -> str:
+    """Status of a merchant inside an open unit of work (other capabilities call this)."""
+    merchant = uow.session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("no such merchant")
+    return merchant.status
+
+
+def set_merchant_status(uow: UnitOfWork, merchant_id: int, status: rules.MerchantStatus) -> None:
+    """Inside an open unit of work: penalties suspend or remove a merchant."""
+    merchant = uow.session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("no such merchant")
+    merchant.status = status.value
+
+
+def merchant_user_ids(uow: UnitOfWork, merchant_id: int) -> list[int]:
+    """Inside an open unit of work: who should hear about this merchant's business."""
+    return list(uow.session.scalars(select(User.id).where(User.merchant_id == merchant_id, User.active)))
+
+
+def list_merchants(uow: UnitOfWork) -> list[dict[str, object]]:
+    with uow:
+        return [{"id": m.id, "name": m.name, "status": m.status, "created_at": m.created_at.isoformat()}
+                for m in uow.session.scalars(select(Merchant).order_by(Merchant.id))]
+
+
+def user_ids_with_role(uow: UnitOfWork, role: Role) -> list[int]:
+    return list(uow.session.scalars(select(User.id).where(User.role == role.value, User.active)))
+
+
+def audit_log(uow: UnitOfWork, *, cursor: int | None, limit: int, action: str | None) -> list[dict[str, object]]:
+    with uow:
+        return list_entries(uow.session, cursor=cursor, limit=limit, action=action)

@@ -1,0 +1,103 @@
+"""Pure catalog rules: categories, deal kinds and states, capacity buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TOTAL_BUCKET = "total"  # optional cap over the whole deal
+STOCK_BUCKET = "stock"  # physical stock of a goods deal
+
+
+class Category(StrEnum):
+    CATERING = "catering"  # restaurants, noodle shops
+    FRESH = "fresh"  # fruit, vegetables, meat
+    BEVERAGE = "beverage"  # milk tea, coffee
+    BAKERY = "bakery"  # cakes, bread
+    ENTERTAINMENT = "entertainment"  # KTV, games
+    FITNESS = "fitness"  # gyms, classes
+    BEAUTY = "beauty"  # salons
+    SHOW = "show"  # performances
+    OTHER = "other"  # anything else
+
+
+class DealKind(StrEnum):
+    VOUCHER = "voucher"  # redeemed in the store on a service date; capacity is a calendar
+    GOODS = "goods"  # shipped or picked up; draws on physical stock
+
+
+class DealStatus(StrEnum):
+    DRAFT = "draft"  # being prepared, invisible to buyers
+    PUBLISHED = "published"  # on sale
+    DELISTED = "delisted"  # taken off sale (by the merchant, ops or the circuit breaker)
+
+
+class Availability(StrEnum):
+    ON_SALE = "on_sale"  # units remain
+    SOLD_OUT = "sold_out"  # sold + reserved reached the cap
+    DELISTED = "delisted"  # not sellable whatever the numbers say
+
+
+@dataclass(frozen=True)
+class BucketState:
+    key: str
+    cap: int
+    sold: int
+    reserved: int
+    open: bool
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.cap - self.sold - self.reserved)
+
+    def availability(self) -> Availability:
+        if not self.open:
+            return Availability.DELISTED
+        return Availability.ON_SALE if self.remaining > 0 else Availability.SOLD_OUT
+
+
+def valid_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def date_bucket(service_date: date, slot: str | None = None) -> str:
+    """Key of the capacity bucket for one service date (and optional time slot)."""
+    return f"{service_date.isoformat()}@{slot}" if slot else service_date.isoformat()
+
+
+def buckets_for_order(kind: DealKind, service_date: date | None, slot: str | None,
+                      has_total_cap: bool) -> list[str]:
+    """Every bucket an order must reserve in, in the fixed order rows are locked."""
+    keys = [STOCK_BUCKET] if kind == DealKind.GOODS else [date_bucket(service_date, slot)]  # type: ignore[arg-type]
+    if has_total_cap:
+        keys.append(TOTAL_BUCKET)
+    return sorted(keys)
+
+
+def check_deal_terms(price_cents: int, original_price_cents: int, valid_from: datetime,
+                     valid_until: datetime, per_buyer_limit: int | None) -> list[str]:
+    problems = []
+    if price_cents <= 0:
+        problems.append("price_cents must be positive")
+    if original_price_cents < price_cents:
+        problems.append("original_price_cents cannot be below price_cents")
+    if valid_until <= valid_from:
+        problems.append("valid_until must be after valid_from")
+    if per_buyer_limit is not None and per_buyer_limit <= 0:
+        problems.append("per_buyer_limit must be positive")
+    return problems
+
+
+def service_date_problem(service_date: date, today: date, valid_from: date, valid_until: date) -> str | None:
+    """Why an order cannot be for `service_date`, or None."""
+    if service_date < today:
+        return "service_date is in the past"
+    if service_date < valid_from or service_date > valid_until:
+        return f"service_date must be between {valid_from} and {valid_until}"
+    return None

@@ -1,0 +1,504 @@
+"""Stores, deals and the capacity calendar, including the atomic counters of the hot path.
+
+The counter functions (`reserve`, `release_reserved`, `confirm_sold`, `release_sold`)
+run inside the caller's unit of work and never commit; each is one conditional
+UPDATE per bucket, taken in the fixed key order `rules.buckets_for_order` gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, select, update
+
+from tuangou.accounts import service as accounts
+from tuangou.catalog import rules
+from tuangou.catalog.models import CapacityBucket, Deal, Store
+from tuangou.core.audit import record_audit
+from tuangou.core.auth import Principal, Role
+from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.errors import CapExceeded, Conflict, Forbidden, NotFound, SoldOut, ValidationFailed
+from tuangou.core.outbox import record_event
+
+PUBLISH_HORIZON_DAYS = 62  # buckets made ahead at publish; later dates are made on first order
+
+
+@dataclass(frozen=True)
+class StoreView:
+    id: int
+    merchant_id: int
+    name: str
+    category: str
+    timezone: str
+    address: str
+
+
+@dataclass(frozen=True)
+class DealView:
+    id: int
+    store_id: int
+    merchant_id: int
+    title: str
+    description: str
+    kind: str
+    category: str
+    price_cents: int
+    original_price_cents: int
+    valid_from: str
+    valid_until: str
+    per_buyer_limit: int | None
+    daily_cap: int | None
+    total_cap: int | None
+    slots: dict[str, int]
+    large_promotion: bool
+    status: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class DealContext:
+    """What the order path needs to know of a deal, read once."""
+
+    id: int
+    merchant_id: int
+    store_id: int
+    kind: rules.DealKind
+    status: rules.DealStatus
+    price_cents: int
+    per_buyer_limit: int | None
+    daily_cap: int | None
+    has_total_cap: bool
+    slots: dict[str, int]
+    timezone: str
+    valid_from: datetime
+    valid_until: datetime
+    title: str
+
+
+def _store_view(s: Store) -> StoreView:
+    return StoreView(s.id, s.merchant_id, s.name, s.category, s.timezone, s.address)
+
+
+def _deal_view(d: Deal, tz: str) -> DealView:
+    return DealView(d.id, d.store_id, d.merchant_id, d.title, d.description, d.kind, d.category, d.price_cents,
+                    d.original_price_cents, d.valid_from.isoformat(), d.valid_until.isoformat(),
+                    d.per_buyer_limit, d.daily_cap, d.total_cap, dict(d.slots or {}), d.large_promotion,
+                    d.status, tz)
+
+
+def _own_store(uow: UnitOfWork, actor: Principal, store_id: int) -> Store:
+    store = uow.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} not found")
+    actor.require_merchant(store.merchant_id)
+    return store
+
+
+def own_deal(uow: UnitOfWork, actor: Principal, deal_id: int, *, for_update: bool = False) -> Deal:
+    """The deal, if `actor` is ops or the merchant that owns it (inside an open unit of work)."""
+    q = select(Deal).where(Deal.id == deal_id)
+    if for_update:
+        q = q.with_for_update()
+    deal = uow.session.scalar(q)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} not found")
+    actor.require_merchant(deal.merchant_id)
+    return deal
+
+
+def _require_active_merchant(uow: UnitOfWork, merchant_id: int) -> None:
+    if accounts.merchant_status(uow, merchant_id) != "active":
+        raise Forbidden("this merchant is not active", code="merchant_inactive")
+
+
+# ---- stores -------------------------------------------------------------------------------------
+
+def create_store(uow: UnitOfWork, actor: Principal, name: str, category: str, timezone: str,
+                 address: str = "", merchant_id: int | None = None) -> StoreView:
+    with uow:
+        owner = merchant_id if actor.role == Role.OPS else actor.merchant_id
+        if owner is None:
+            raise ValidationFailed("merchant_id is required when ops create a store")
+        actor.require_merchant(owner)
+        if category not in rules.Category.__members__.values():
+            raise ValidationFailed(f"unknown category {category!r}")
+        if not rules.valid_timezone(timezone):
+            raise ValidationFailed(f"unknown time zone {timezone!r}")
+        _require_active_merchant(uow, owner)
+        store = Store(merchant_id=owner, name=name.strip(), category=category, timezone=timezone,
+                      address=address, created_at=uow.now)
+        uow.session.add(store)
+        uow.session.flush()
+        record_event(uow.session, "StoreCreated", {"store_id": store.id}, uow.now, merchant_id=owner)
+        uow.commit()
+        return _store_view(store)
+
+
+def list_stores(uow: UnitOfWork, actor: Principal | None, merchant_id: int | None = None) -> list[StoreView]:
+    with uow:
+        q = select(Store).order_by(Store.id)
+        if actor is not None and actor.role == Role.MERCHANT:
+            q = q.where(Store.merchant_id == actor.merchant_id)
+        elif merchant_id is not None:
+            q = q.where(Store.merchant_id == merchant_id)
+        return [_store_view(s) for s in uow.session.scalars(q)]
+
+
+def get_store(uow: UnitOfWork, store_id: int) -> StoreView:
+    with uow:
+        store = uow.session.get(Store, store_id)
+        if store is None:
+            raise NotFound(f"store {store_id} not found")
+        return _store_view(store)
+
+
+# ---- deals --------------------------------------------------------------------------------------
+
+def create_deal(uow: UnitOfWork, actor: Principal, store_id: int, *, title: str, kind: str,
+                price_cents: int, original_price_cents: int, valid_from: datetime, valid_until: datetime,
+                description: str = "", per_buyer_limit: int | None = None, daily_cap: int | None = None,
+                total_cap: int | None = None, stock: int | None = None, slots: dict[str, int] | None = None,
+                large_promotion: bool = False) -> DealView:
+    """A draft deal. Voucher deals need a daily cap (or slot caps); goods deals need stock."""
+    with uow:
+        store = _own_store(uow, actor, store_id)
+        problems = rules.check_deal_terms(price_cents, original_price_cents, valid_from, valid_until,
+                                          per_buyer_limit)
+        if kind not in rules.DealKind.__members__.values():
+            problems.append(f"kind must be one of {', '.join(rules.DealKind)}")
+        elif kind == rules.DealKind.VOUCHER:
+            if daily_cap is None and not slots:
+                problems.append("a voucher deal needs daily_cap or slots (what the store can serve a day)")
+            if stock is not None:
+                problems.append("stock is for goods deals; voucher deals use daily_cap")
+        elif stock is None or stock < 0:
+            problems.append("a goods deal needs stock >= 0")
+        for name, value in [("daily_cap", daily_cap), ("total_cap", total_cap)] + [
+                (f"slots.{k}", v) for k, v in (slots or {}).items()]:
+            if value is not None and value < 0:
+                problems.append(f"{name} must be >= 0")
+        if problems:
+            raise ValidationFailed("; ".join(problems))
+        deal = Deal(store_id=store.id, merchant_id=store.merchant_id, title=title.strip(),
+                    description=description, kind=kind, category=store.category, price_cents=price_cents,
+                    original_price_cents=original_price_cents, valid_from=valid_from,
+                    valid_until=valid_until, per_buyer_limit=per_buyer_limit, daily_cap=daily_cap,
+                    total_cap=total_cap, slots=dict(slots or {}), large_promotion=large_promotion,
+                    status=rules.DealStatus.DRAFT, created_at=uow.now)
+        uow.session.add(deal)
+        uow.session.flush()
+        if kind == rules.DealKind.GOODS:
+            uow.session.add(CapacityBucket(deal_id=deal.id, key=rules.STOCK_BUCKET, cap=stock, sold=0,
+                                           reserved=0, open=False))
+        if total_cap is not None:
+            uow.session.add(CapacityBucket(deal_id=deal.id, key=rules.TOTAL_BUCKET, cap=total_cap, sold=0,
+                                           reserved=0, open=False))
+        record_event(uow.session, "DealCreated", {"deal_id": deal.id}, uow.now, merchant_id=deal.merchant_id)
+        uow.commit()
+        return _deal_view(deal, store.timezone)
+
+
+def _service_dates(deal: Deal, tz: str, now: datetime, horizon_days: int) -> list[date]:
+    zone = ZoneInfo(tz)
+    start = max(deal.valid_from, now).astimezone(zone).date()
+    end = min(deal.valid_until.astimezone(zone).date(), start + timedelta(days=horizon_days))
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _bucket_caps(deal: Deal, service_date: date) -> dict[str, int]:
+    if deal.slots:
+        return {rules.date_bucket(service_date, slot): int(cap) for slot, cap in deal.slots.items()}
+    return {rules.date_bucket(service_date): int(deal.daily_cap or 0)}
+
+
+def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = "") -> DealView:
+    """Put a draft or delisted deal on sale and open its buckets."""
+    with uow:
+        deal = own_deal(uow, actor, deal_id, for_update=True)
+        _require_active_merchant(uow, deal.merchant_id)
+        if deal.status == rules.DealStatus.PUBLISHED:
+            return _deal_view(deal, _tz(uow, deal))
+        if deal.valid_until <= uow.now:
+            raise Conflict("the deal's validity has ended", code="deal_expired")
+        tz = _tz(uow, deal)
+        if deal.kind == rules.DealKind.VOUCHER:
+            for day in _service_dates(deal, tz, uow.now, PUBLISH_HORIZON_DAYS):
+                for key, cap in _bucket_caps(deal, day).items():
+                    insert_ignore(uow.session, CapacityBucket.__table__, {
+                        "deal_id": deal.id, "key": key, "cap": cap, "sold": 0, "reserved": 0, "open": True},
+                        ["deal_id", "key"])
+        uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal.id).values(open=True))
+        deal.status = rules.DealStatus.PUBLISHED
+        deal.published_at = uow.now
+        record_event(uow.session, "DealPublished", {"deal_id": deal.id}, uow.now, merchant_id=deal.merchant_id)
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="publish_deal",
+                         target=f"deal:{deal.id}", reason=reason, now=uow.now)
+        uow.commit()
+        return _deal_view(deal, tz)
+
+
+def delist(uow: UnitOfWork, deal_id: int, why: str) -> None:
+    """Inside an open unit of work: stop all sales of a deal at once (orders already made stay)."""
+    deal = uow.session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} not found")
+    uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal_id).values(open=False))
+    if deal.status != rules.DealStatus.DELISTED:
+        deal.status = rules.DealStatus.DELISTED
+        record_event(uow.session, "DealDelisted", {"deal_id": deal_id, "why": why}, uow.now,
+                     merchant_id=deal.merchant_id)
+
+
+def delist_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str) -> DealView:
+    with uow:
+        deal = own_deal(uow, actor, deal_id, for_update=True)
+        delist(uow, deal_id, reason or "delisted by merchant")
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="delist_deal",
+                         target=f"deal:{deal_id}", reason=reason, now=uow.now)
+        uow.commit()
+        return _deal_view(deal, _tz(uow, deal))
+
+
+def _tz(uow: UnitOfWork, deal: Deal) -> str:
+    store = uow.session.get(Store, deal.store_id)
+    assert store is not None
+    return store.timezone
+
+
+def get_deal(uow: UnitOfWork, deal_id: int, actor: Principal | None = None) -> DealView:
+    with uow:
+        deal = uow.session.get(Deal, deal_id)
+        if deal is None or (deal.status == rules.DealStatus.DRAFT and not _may_see_draft(actor, deal)):
+            raise NotFound(f"deal {deal_id} not found")
+        return _deal_view(deal, _tz(uow, deal))
+
+
+def _may_see_draft(actor: Principal | None, deal: Deal) -> bool:
+    return actor is not None and (actor.role == Role.OPS or actor.merchant_id == deal.merchant_id)
+
+
+def deal_context(uow: UnitOfWork, deal_id: int) -> DealContext:
+    """Inside an open unit of work: the facts the order path needs."""
+    row = uow.session.execute(select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id)
+                              .where(Deal.id == deal_id)).first()
+    if row is None:
+        raise NotFound(f"deal {deal_id} not found")
+    d, tz = row
+    return DealContext(d.id, d.merchant_id, d.store_id, rules.DealKind(d.kind), rules.DealStatus(d.status),
+                       d.price_cents, d.per_buyer_limit, d.daily_cap, d.total_cap is not None,
+                       {k: int(v) for k, v in (d.slots or {}).items()}, tz, d.valid_from, d.valid_until,
+                       d.title)
+
+
+def list_deals(uow: UnitOfWork, *, service_date: date | None, category: str | None = None,
+               store_id: int | None = None, merchant_id: int | None = None, status: str | None = "published",
+               cursor: int | None = None, limit: int = 50, order_ids: list[int] | None = None
+               ) -> list[dict[str, Any]]:
+    """Deals with their availability on `service_date` (default: each store's today)."""
+    with uow:
+        q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).order_by(Deal.id).limit(limit)
+        if status:
+            q = q.where(Deal.status == status)
+        if category:
+            q = q.where(Deal.category == category)
+        if store_id:
+            q = q.where(Deal.store_id == store_id)
+        if merchant_id:
+            q = q.where(Deal.merchant_id == merchant_id)
+        if cursor:
+            q = q.where(Deal.id > cursor)
+        if order_ids is not None:
+            q = q.where(Deal.id.in_(order_ids))
+        rows = uow.session.execute(q).all()
+        out = []
+        for deal, tz in rows:
+            day = service_date or uow.now.astimezone(ZoneInfo(tz)).date()
+            view = asdict(_deal_view(deal, tz))
+            view["availability"] = _availability(uow, deal, day)
+            out.append(view)
+        return out
+
+
+def _availability(uow: UnitOfWork, deal: Deal, day: date) -> dict[str, Any]:
+    keys = [rules.STOCK_BUCKET] if deal.kind == rules.DealKind.GOODS else list(_bucket_caps(deal, day))
+    buckets = {b.key: b for b in uow.session.scalars(select(CapacityBucket).where(
+        CapacityBucket.deal_id == deal.id, CapacityBucket.key.in_([*keys, rules.TOTAL_BUCKET])))}
+    listed = deal.status == rules.DealStatus.PUBLISHED
+    states = []
+    for key in keys:
+        b = buckets.get(key)
+        default = _bucket_caps(deal, day).get(key, 0) if deal.kind == rules.DealKind.VOUCHER else 0
+        states.append(rules.BucketState(key, b.cap if b else default, b.sold if b else 0,
+                                        b.reserved if b else 0, listed and (b.open if b else True)))
+    total = buckets.get(rules.TOTAL_BUCKET)
+    cap = sum(s.cap for s in states)
+    sold = sum(s.sold for s in states)
+    reserved = sum(s.reserved for s in states)
+    remaining = sum(s.remaining for s in states if s.open)
+    if total is not None:
+        remaining = min(remaining, max(0, total.cap - total.sold - total.reserved))
+    status = (rules.Availability.DELISTED if not listed or not any(s.open for s in states)
+              else rules.Availability.ON_SALE if remaining > 0 else rules.Availability.SOLD_OUT)
+    result: dict[str, Any] = {"service_date": day.isoformat() if deal.kind == rules.DealKind.VOUCHER else None,
+                              "cap": cap, "sold": sold, "reserved": reserved, "remaining": remaining,
+                              "status": status.value}
+    if deal.slots:
+        result["slots"] = [{"slot": s.key.split("@", 1)[1], "cap": s.cap, "sold": s.sold, "reserved": s.reserved,
+                            "remaining": s.remaining, "status": s.availability().value} for s in states]
+    return result
+
+
+def deal_calendar(uow: UnitOfWork, deal_id: int, actor: Principal | None) -> list[dict[str, Any]]:
+    with uow:
+        deal = uow.session.get(Deal, deal_id)
+        if deal is None or (deal.status == rules.DealStatus.DRAFT and not _may_see_draft(actor, deal)):
+            raise NotFound(f"deal {deal_id} not found")
+        buckets = uow.session.scalars(select(CapacityBucket).where(CapacityBucket.deal_id == deal_id)
+                                      .order_by(CapacityBucket.key))
+        return [{**asdict(rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open)),
+                 "remaining": rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open).remaining,
+                 "status": rules.BucketState(b.key, b.cap, b.sold, b.reserved,
+                                             b.open and deal.status == "published").availability().value}
+                for b in buckets]
+
+
+def bucket_key(ctx: DealContext, service_date: date | None, slot: str | None) -> str:
+    if ctx.kind == rules.DealKind.GOODS:
+        return rules.STOCK_BUCKET
+    if service_date is None:
+        raise ValidationFailed("service_date is required")
+    return rules.date_bucket(service_date, slot)
+
+
+def set_bucket_cap(uow: UnitOfWork, actor: Principal, deal_id: int, key: str, cap: int, reason: str = ""
+                   ) -> dict[str, Any]:
+    """Set the cap of one bucket (a service date, a slot, `total` or `stock`).
+
+    A cap below what is already sold or held is refused here; capacity governance
+    handles such losses with its circuit breaker.
+    """
+    with uow:
+        deal = own_deal(uow, actor, deal_id, for_update=True)
+        if cap < 0:
+            raise ValidationFailed("cap must be >= 0")
+        result = apply_cap(uow, deal.id, key, cap, allow_below_sold=False)
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_cap",
+                         target=f"deal:{deal_id}:{key}", reason=reason, now=uow.now, details={"cap": cap})
+        uow.commit()
+        return result
+
+
+def apply_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, allow_below_sold: bool) -> dict[str, Any]:
+    """Inside an open unit of work: set a bucket's cap, creating the bucket if needed.
+
+    Returns the bucket's counters after the change, with `over` = units sold or held
+    beyond the new cap (0 unless allow_below_sold).
+    """
+    deal = uow.session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} not found")
+    if key not in (rules.STOCK_BUCKET, rules.TOTAL_BUCKET):
+        try:
+            date.fromisoformat(key.split("@", 1)[0])
+        except ValueError as exc:
+            raise ValidationFailed(f"bucket key {key!r} is not a date, date@slot, 'total' or 'stock'") from exc
+    insert_ignore(uow.session, CapacityBucket.__table__, {
+        "deal_id": deal_id, "key": key, "cap": cap, "sold": 0, "reserved": 0,
+        "open": deal.status == rules.DealStatus.PUBLISHED}, ["deal_id", "key"])
+    cond = and_(CapacityBucket.deal_id == deal_id, CapacityBucket.key == key)
+    if not allow_below_sold:
+        cond = and_(cond, CapacityBucket.sold + CapacityBucket.reserved <= cap)
+    changed = uow.session.execute(update(CapacityBucket).where(cond).values(cap=cap)).rowcount  # type: ignore[attr-defined]
+    bucket = uow.session.scalar(select(CapacityBucket).where(CapacityBucket.deal_id == deal_id,
+                                                             CapacityBucket.key == key)
+                                .execution_options(populate_existing=True))
+    assert bucket is not None
+    if not changed:
+        raise Conflict(f"{bucket.sold + bucket.reserved} units are already sold or held on {key}; "
+                       f"the cap cannot go below that here", code="cap_below_sold",
+                       sold=bucket.sold, reserved=bucket.reserved)
+    record_event(uow.session, "CapacityChanged", {"deal_id": deal_id, "key": key, "cap": cap}, uow.now,
+                 merchant_id=deal.merchant_id)
+    return {"key": key, "cap": bucket.cap, "sold": bucket.sold, "reserved": bucket.reserved,
+            "over": max(0, bucket.sold + bucket.reserved - bucket.cap)}
+
+
+# ---- the hot path counters ------------------------------------------------------------------------
+
+def _default_cap(ctx: DealContext, key: str) -> int | None:
+    if key in (rules.STOCK_BUCKET, rules.TOTAL_BUCKET):
+        return None
+    _, _, slot = key.partition("@")
+    return ctx.slots.get(slot) if slot else ctx.daily_cap
+
+
+def reserve(uow: UnitOfWork, ctx: DealContext, keys: list[str], qty: int) -> list[rules.BucketState]:
+    """Hold `qty` units in every bucket of `keys` (sorted), or raise and hold none.
+
+    Each bucket moves with one conditional UPDATE … RETURNING; a date bucket that
+    does not exist yet is created with the deal's default cap first
+    (insert-if-absent, atomic). Returns the buckets' counters after the hold.
+    """
+    session = uow.session
+    after = []
+    for key in keys:
+        stmt = (update(CapacityBucket)
+                .where(CapacityBucket.deal_id == ctx.id, CapacityBucket.key == key, CapacityBucket.open,
+                       CapacityBucket.sold + CapacityBucket.reserved + qty <= CapacityBucket.cap)
+                .values(reserved=CapacityBucket.reserved + qty)
+                .returning(CapacityBucket.cap, CapacityBucket.sold, CapacityBucket.reserved))
+        row = session.execute(stmt).first()
+        if row is None:
+            default = _default_cap(ctx, key)
+            if default is not None and insert_ignore(session, CapacityBucket.__table__, {
+                    "deal_id": ctx.id, "key": key, "cap": default, "sold": 0, "reserved": 0, "open": True},
+                    ["deal_id", "key"]):
+                row = session.execute(stmt).first()
+        if row is None:
+            _refuse(uow, ctx, key, qty)
+        after.append(rules.BucketState(key, row.cap, row.sold, row.reserved, True))
+    return after
+
+
+def _refuse(uow: UnitOfWork, ctx: DealContext, key: str, qty: int) -> NoReturn:
+    bucket = uow.session.scalar(select(CapacityBucket).where(CapacityBucket.deal_id == ctx.id,
+                                                             CapacityBucket.key == key))
+    if bucket is None:
+        raise Conflict(f"deal {ctx.id} is not on sale for {key}", code="not_on_sale")
+    if not bucket.open:
+        raise Conflict(f"deal {ctx.id} is not on sale for {key}", code="not_on_sale")
+    remaining = max(0, bucket.cap - bucket.sold - bucket.reserved)
+    if remaining == 0:
+        raise SoldOut(f"deal {ctx.id} is sold out for {key}", remaining=0)
+    raise CapExceeded(f"only {remaining} left for {key}, asked for {qty}", remaining=remaining)
+
+
+def _move(uow: UnitOfWork, deal_id: int, keys: list[str], values: dict[str, Any]) -> None:
+    for key in sorted(keys):
+        uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal_id,
+                                                         CapacityBucket.key == key).values(**values))
+
+
+def release_reserved(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
+    _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty})
+
+
+def confirm_sold(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
+    _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty, "sold": CapacityBucket.sold + qty})
+
+
+def release_sold(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
+    _move(uow, deal_id, keys, {"sold": CapacityBucket.sold - qty})
+
+
+def buckets_of(uow: UnitOfWork, deal_id: int) -> list[rules.BucketState]:
+    """Inside an open unit of work: every bucket of a deal."""
+    return [rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open) for b in uow.session.scalars(
+        select(CapacityBucket).where(CapacityBucket.deal_id == deal_id).order_by(CapacityBucket.key)
+        .execution_options(populate_existing=True))]

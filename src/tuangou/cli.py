@@ -1,0 +1,99 @@
+"""`tuangou` command line: serve, worker, db, users, demo, bench."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tuangou.core.auth import Role
+from tuangou.core.config import Settings
+
+app = typer.Typer(help="tuangou: group-buying with over-selling governance", no_args_is_help=True)
+db_app = typer.Typer(help="database schema")
+users_app = typer.Typer(help="accounts")
+bench_app = typer.Typer(help="benchmarks")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to TUANGOU_DATABASE_URL."""
+    from tuangou.core.migrate import upgrade
+    settings = Settings()
+    upgrade(settings.database_url)
+    console.print(f"[green]database at head[/]: {settings.database_url}")
+
+
+@users_app.command("create")
+def users_create(email: str = typer.Option(...), password: str = typer.Option(...),
+                 role: Role = typer.Option(Role.OPS), name: str = typer.Option(""),
+                 merchant_id: int | None = typer.Option(None)) -> None:
+    """Create an account (the very first ops account comes from here)."""
+    from tuangou.accounts import service
+    from tuangou.core.db import Database, UnitOfWork
+    from tuangou.core.registry import load_models
+    load_models()
+    db = Database.from_settings(Settings())
+    user = service.create_user(UnitOfWork(db), None, email, password, role, name, merchant_id, "created from CLI")
+    console.print(f"created {user.role} #{user.id} {user.email}")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGOU_PORT"), workers: int = 1,
+          with_worker: bool = typer.Option(False, help="run the scheduled worker in this process")) -> None:
+    """Serve the API (uvicorn)."""
+    import os
+
+    import uvicorn
+    if with_worker:
+        os.environ["TUANGOU_RUN_WORKER_IN_PROCESS"] = "true"
+    uvicorn.run("tuangou.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+@app.command()
+def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> None:
+    """Run the outbox relay and scheduled ticks until stopped."""
+    from tuangou.core.clock import SystemClock
+    from tuangou.core.db import Database
+    from tuangou.core.registry import load_models
+    from tuangou.orders.gateway import SandboxGateway
+    from tuangou.worker import Worker, job_context
+    logging.basicConfig(level=logging.INFO)
+    load_models()
+    settings = Settings()
+    w = Worker(job_context(settings, Database.from_settings(settings), SystemClock(), SandboxGateway(), {}))
+    if once:
+        console.print(w.tick())
+        return
+    w.loop(threading.Event())
+
+
+@app.command()
+def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: bool = typer.Option(True, "--serve/--no-serve")) -> None:
+    """Migrate the embedded database, load demo data, print the accounts and serve."""
+    from tuangou.core.migrate import upgrade
+    from tuangou.demo import load_demo
+    settings = Settings()
+    upgrade(settings.database_url)
+    accounts = load_demo(settings)
+    table = Table(title="demo accounts (password for all: demo-pass-1)")
+    for col in ("role", "email", "what"):
+        table.add_column(col)
+    for row in accounts:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs")
+    if serve_after:
+        serve(port=port, with_worker=True)
+
+
+if __name__ == "__main__":
+    app()

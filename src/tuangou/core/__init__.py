@@ -1,0 +1,1 @@
+"""Shared kernel: configuration, storage, time, money, errors, auth, outbox, ledger, audit."""

@@ -1,0 +1,190 @@
+"""Engines, the declarative base and the unit of work.
+
+SQLite runs in WAL mode and every writing transaction starts with
+`BEGIN IMMEDIATE`, so two writers never deadlock on a lock upgrade; readers use
+a second engine with deferred transactions so they never wait for writers.
+PostgreSQL runs at READ COMMITTED: every counter change on the hot path is a
+single conditional UPDATE, which PostgreSQL re-evaluates after a row lock wait.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import TypeDecorator
+
+from tuangou.core.clock import Clock, SystemClock
+from tuangou.core.config import Settings
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use psycopg 3 for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _sqlite_engine(url: str, synchronous: str, immediate: bool) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                           pool_size=32, max_overflow=32)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """A write engine and a read engine (the same one on PostgreSQL)."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20) -> None:
+        self.url = normalise_url(url)
+        self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(self.url, sqlite_synchronous, immediate=True)
+            self.read_engine = _sqlite_engine(self.url, sqlite_synchronous, immediate=False)
+        else:
+            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
+                                        pool_pre_ping=True)
+            self.read_engine = self.engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        pool = int(os.environ.get("TUANGOU_DB_POOL_SIZE", "20"))
+        return cls(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=pool)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+class UnitOfWork:
+    """One transaction. Services enter it, do their work and call `commit()` once.
+
+    Leaving without commit rolls everything back, so a refused command changes
+    nothing. Callbacks registered with `after_commit` run only once the data is
+    durable (side effects never precede the commit).
+    """
+
+    def __init__(self, db: Database, clock: Clock | None = None, *, readonly: bool = False) -> None:
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.readonly = readonly
+        self._after: list[Callable[[], None]] = []
+
+    def __enter__(self) -> UnitOfWork:
+        engine = self.db.read_engine if self.readonly else self.db.engine
+        self.session = Session(bind=engine, expire_on_commit=False, autoflush=True)
+        self.now = self.clock.now()
+        self._after = []
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self._after.append(fn)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def commit(self) -> None:
+        self.session.commit()
+        callbacks, self._after = self._after, []
+        for fn in callbacks:
+            fn()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._after = []
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict: list[str]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING on either database; returns rows inserted."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def upsert_add(session: Session, table: Any, values: dict[str, Any], conflict: list[str], column: str,
+               limit: int | None) -> bool:
+    """Insert `values`, or add values[column] to the existing row, unless that passes `limit`.
+
+    One statement, so two concurrent callers can never both slip under the limit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        stmt: Any = pg_insert(table).values(**values)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        stmt = sqlite_insert(table).values(**values)
+    col = getattr(table.c, column)
+    new_value = col + getattr(stmt.excluded, column)
+    where = None if limit is None else new_value <= limit
+    stmt = stmt.on_conflict_do_update(index_elements=conflict, set_={column: new_value}, where=where)
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,50 @@
+"""The scheduler: every capability's `jobs.run_due(ctx)`, each under a database lease."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from tuangou.core.clock import Clock
+from tuangou.core.config import Settings
+from tuangou.core.db import Database, UnitOfWork
+from tuangou.core.leases import try_acquire
+
+log = logging.getLogger("tuangou.jobs")
+LEASE = timedelta(seconds=30)
+
+
+@dataclass
+class JobContext:
+    db: Database
+    clock: Clock
+    settings: Settings
+    extras: dict[str, Any] = field(default_factory=dict)
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def run_all(ctx: JobContext, only: list[str] | None = None) -> dict[str, Any]:
+    """One tick of every job (or `only` these capabilities). Each job is idempotent;
+    the lease only saves work when several workers run."""
+    from tuangou.core.registry import job_modules
+
+    results: dict[str, Any] = {}
+    for module in job_modules():
+        name = module.__name__.split(".")[1]
+        if only and name not in only:
+            continue
+        uow = UnitOfWork(ctx.db, ctx.clock)
+        with uow:
+            if not try_acquire(uow.session, f"job:{name}", ctx.holder, uow.now, LEASE):
+                continue
+            uow.commit()
+        try:
+            results[name] = module.run_due(ctx)
+        except Exception:  # one failing job must not stop the others
+            log.exception("job %s failed", name)
+            results[name] = "failed"
+    return results

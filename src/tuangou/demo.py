@@ -1,0 +1,62 @@
+"""A small demo data set: merchants, stores, deals, buyers and a few orders. Idempotent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from tuangou.accounts import service as accounts
+from tuangou.accounts.models import User
+from tuangou.catalog import service as catalog
+from tuangou.core.auth import Principal, Role
+from tuangou.core.config import Settings
+from tuangou.core.db import Database, UnitOfWork
+from tuangou.core.registry import load_models
+from tuangou.orders import service as orders
+from tuangou.orders.gateway import SandboxGateway
+
+PASSWORD = "demo-pass-1"
+SHOPS = [
+    ("Lao Wang Noodles", "catering", "beef noodles for two", 3900, 5800, 120),
+    ("Cha Ji Milk Tea", "beverage", "buy one get one: brown sugar boba", 1500, 3000, 400),
+    ("Taro Cake House", "bakery", "¥9.9 taro mille-feuille", 990, 2800, 60),
+]
+
+
+def load_demo(settings: Settings) -> list[tuple[str, str, str]]:
+    load_models()
+    db = Database.from_settings(settings)
+    try:
+        return _load(db)
+    finally:
+        db.dispose()
+
+
+def _load(db: Database) -> list[tuple[str, str, str]]:
+    made = [("ops", "ops@demo.tuangou", "platform operations")]
+    uow = UnitOfWork(db)
+    with uow:
+        already = uow.session.scalar(select(User).where(User.email == "ops@demo.tuangou"))
+    if already is None:
+        ops = accounts.create_user(uow, None, "ops@demo.tuangou", PASSWORD, Role.OPS, "Demo Ops", reason="demo")
+        ops_p = Principal(ops.id, Role.OPS)
+        buyers = [accounts.sign_up_buyer(uow, f"buyer{i}@demo.tuangou", PASSWORD, f"Buyer {i}") for i in (1, 2, 3)]
+        now = uow.clock.now()
+        gateway = SandboxGateway()
+        for i, (shop, category, title, price, original, cap) in enumerate(SHOPS, start=1):
+            merchant_id, owner = accounts.create_merchant(uow, ops_p, shop, f"merchant{i}@demo.tuangou", PASSWORD,
+                                                          "demo")
+            mp = Principal(owner.id, Role.MERCHANT, merchant_id)
+            store = catalog.create_store(uow, mp, shop, category, "Asia/Shanghai", "Chaoyang, Beijing")
+            deal = catalog.create_deal(uow, mp, store.id, title=title, kind="voucher", price_cents=price,
+                                       original_price_cents=original, valid_from=now - timedelta(hours=1),
+                                       valid_until=now + timedelta(days=30), per_buyer_limit=5, daily_cap=cap)
+            catalog.publish_deal(uow, mp, deal.id)
+            for b in buyers:
+                bp = Principal(b.id, Role.BUYER)
+                order, _ = orders.place_order(uow, bp, deal.id, 1, f"demo-{deal.id}-{b.id}")
+                orders.pay_order(uow, bp, order.id, "demo", gateway)
+    made += [("merchant", f"merchant{i}@demo.tuangou", s[0]) for i, s in enumerate(SHOPS, start=1)]
+    made += [("buyer", f"buyer{i}@demo.tuangou", "buyer") for i in (1, 2, 3)]
+    return made

@@ -1,0 +1,56 @@
+"""Inbox and webhook subscriptions over HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from tuangou.core.http import Auth, Ops, ReadUoW, UoW
+from tuangou.notify import service
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"])
+
+
+class MarkRead(BaseModel):
+    ids: list[int] | None = Field(default=None, description="omit to mark everything read")
+
+
+class NewEndpoint(BaseModel):
+    url: str = Field(max_length=500)
+    event_types: list[str] = Field(default_factory=lambda: ["*"])
+
+
+@router.get("/inbox", summary="My notifications, newest first")
+def inbox(p: Auth, uow: ReadUoW, unread: bool = False, kind: str | None = None, cursor: int | None = None,
+          limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
+    items = service.inbox(uow, p.user_id, unread_only=unread, kind=kind, cursor=cursor, limit=limit)
+    return {"items": [asdict(i) for i in items],
+            "next_cursor": str(items[-1].id) if len(items) == limit else None}
+
+
+@router.post("/inbox/read")
+def mark_read(body: MarkRead, p: Auth, uow: UoW) -> dict[str, int]:
+    return {"marked": service.mark_read(uow, p.user_id, body.ids)}
+
+
+@router.post("/webhooks", status_code=201, summary="Subscribe a URL to events (signed with the returned secret)")
+def add_webhook(body: NewEndpoint, p: Auth, uow: UoW) -> dict[str, Any]:
+    return service.add_endpoint(uow, p, body.url, body.event_types)
+
+
+@router.get("/webhooks")
+def list_webhooks(p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return {"items": service.list_endpoints(uow, p), "next_cursor": None}
+
+
+@router.get("/webhooks/{endpoint_id}/deliveries")
+def deliveries(endpoint_id: int, p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return {"items": service.list_deliveries(uow, p, endpoint_id), "next_cursor": None}
+
+
+@router.post("/webhooks/{endpoint_id}/replay", summary="Ops: retry dead deliveries")
+def replay(endpoint_id: int, p: Ops, uow: UoW) -> dict[str, int]:
+    return {"requeued": service.replay_dead(uow, p, endpoint_id)}

@@ -1,0 +1,94 @@
+"""Orders, payments, vouchers and refunds over HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from tuangou.core.http import Auth, Buyer, Merchant, ReadUoW, UoW
+from tuangou.orders import rules, service
+
+router = APIRouter(prefix="/api/v1", tags=["orders"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+class NewOrder(BaseModel):
+    deal_id: int
+    quantity: int = Field(default=1, ge=1, le=1000)
+    service_date: date | None = Field(default=None, description="default: today in the store's time zone")
+    slot: str | None = Field(default=None, max_length=16)
+
+
+class Pay(BaseModel):
+    method: Literal["sandbox"] = "sandbox"
+    outcome: Literal["succeed", "fail", "timeout"] | None = Field(
+        default=None, description="sandbox only: what the gateway answers")
+
+
+class RefundRequest(BaseModel):
+    codes: list[str] | None = Field(default=None, description="omit to refund every unused voucher")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.post("/orders", status_code=201, summary="Reserve units of a deal (Idempotency-Key required)")
+def place_order(body: NewOrder, p: Buyer, uow: UoW, request: Request, response: Response,
+                idempotency_key: IdemKey = None) -> dict[str, Any]:
+    order, replayed = service.place_order(
+        uow, p, body.deal_id, body.quantity, idempotency_key or "", service_date=body.service_date,
+        slot=body.slot, ttl_minutes=request.app.state.settings.reservation_ttl_minutes)
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return asdict(order)
+
+
+@router.post("/orders/{order_id}/pay", summary="Pay a reserved order through the payment gateway")
+def pay(order_id: int, p: Buyer, uow: UoW, request: Request, response: Response, body: Pay | None = None,
+        idempotency_key: IdemKey = None) -> dict[str, Any]:
+    order, payment = service.pay_order(uow, p, order_id, idempotency_key or "", request.app.state.payment_gateway,
+                                       body.outcome if body else None)
+    if payment.get("status") == rules.PaymentStatus.FAILED:
+        from tuangou.core.errors import DomainError
+        raise DomainError(payment.get("message") or "payment declined", code="payment_declined", status=402,
+                          payment=payment)
+    if payment.get("status") == rules.PaymentStatus.UNKNOWN:
+        response.status_code = 202
+    return {**asdict(order), "payment": payment}
+
+
+@router.post("/orders/{order_id}/cancel")
+def cancel(order_id: int, p: Buyer, uow: UoW) -> dict[str, Any]:
+    return asdict(service.cancel_order(uow, p, order_id))
+
+
+@router.post("/orders/{order_id}/refund", summary="Refund unused vouchers of a paid order")
+def refund(order_id: int, p: Auth, uow: UoW, body: RefundRequest | None = None) -> dict[str, Any]:
+    body = body or RefundRequest()
+    return asdict(service.refund_vouchers(uow, p, order_id, body.codes, body.reason))
+
+
+@router.get("/orders/{order_id}")
+def get_order(order_id: int, p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return asdict(service.get_order(uow, p, order_id))
+
+
+@router.get("/orders", summary="My orders (buyer), my stores' orders (merchant), all (ops)")
+def list_orders(p: Auth, uow: ReadUoW, status: rules.OrderStatus | None = None, deal_id: int | None = None,
+                cursor: int | None = None, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
+    items = service.list_orders(uow, p, status=status, deal_id=deal_id, cursor=cursor, limit=limit)
+    return {"items": [asdict(o) for o in items],
+            "next_cursor": str(items[-1].id) if len(items) == limit else None}
+
+
+@router.get("/vouchers/{code}")
+def get_voucher(code: str, p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return service.lookup_voucher(uow, p, code)
+
+
+@router.post("/vouchers/{code}/redeem", summary="Merchant redeems (核销) a voucher, exactly once")
+def redeem(code: str, p: Merchant, uow: UoW, request: Request) -> dict[str, Any]:
+    return service.redeem_voucher(uow, p, code, request.app.state.settings.platform_commission_bps)

@@ -1,0 +1,88 @@
+"""Payment gateway port and the built-in sandbox.
+
+The sandbox decides per call: the payment request names the outcome
+(`succeed`, `fail`, `timeout`), or a test queues outcomes with `script()`.
+A timeout still captures the money, as a real gateway may: reconciliation
+asks `lookup()` later and finds it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class GatewayTimeout(Exception):
+    """No answer; the charge may or may not have happened."""
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    ok: bool
+    reference: str
+    message: str = ""
+
+
+class PaymentGateway(Protocol):
+    def charge(self, key: str, amount_cents: int, outcome: str | None = None) -> GatewayResult: ...
+
+    def refund(self, key: str, charge_reference: str, amount_cents: int) -> GatewayResult: ...
+
+    def lookup(self, key: str) -> GatewayResult | None: ...
+
+
+class SandboxGateway:
+    """In-memory gateway, idempotent by key like real ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._charges: dict[str, GatewayResult] = {}
+        self._refunds: dict[str, GatewayResult] = {}
+        self._script: deque[str] = deque()
+        self.refund_calls = 0
+
+    def script(self, *outcomes: str) -> None:
+        """Queue outcomes ('succeed', 'fail', 'timeout') for the next charges or refunds."""
+        with self._lock:
+            self._script.extend(outcomes)
+
+    def _next(self, asked: str | None) -> str:
+        with self._lock:
+            return self._script.popleft() if self._script else (asked or "succeed")
+
+    def charge(self, key: str, amount_cents: int, outcome: str | None = None) -> GatewayResult:
+        with self._lock:
+            if key in self._charges:
+                return self._charges[key]
+        decided = self._next(outcome)
+        if decided == "fail":
+            result = GatewayResult(False, f"ch_{uuid.uuid4().hex[:12]}", "card declined (sandbox)")
+        else:
+            result = GatewayResult(True, f"ch_{uuid.uuid4().hex[:12]}")
+        with self._lock:
+            self._charges[key] = result
+        if decided == "timeout":
+            raise GatewayTimeout("sandbox gateway did not answer")
+        return result
+
+    def refund(self, key: str, charge_reference: str, amount_cents: int) -> GatewayResult:
+        with self._lock:
+            self.refund_calls += 1
+            if key in self._refunds:
+                return self._refunds[key]
+        decided = self._next(None)
+        if decided == "timeout":
+            raise GatewayTimeout("sandbox gateway did not answer")
+        if decided == "fail":
+            return GatewayResult(False, "", "refund refused (sandbox)")
+        result = GatewayResult(True, f"re_{uuid.uuid4().hex[:12]}")
+        with self._lock:
+            self._refunds[key] = result
+        return result
+
+    def lookup(self, key: str) -> GatewayResult | None:
+        with self._lock:
+            return self._charges.get(key)

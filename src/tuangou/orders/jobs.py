@@ -1,0 +1,17 @@
+"""Scheduled order work: expire unpaid reservations, pay out owed refunds, reconcile payments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuangou.core.db import UnitOfWork
+from tuangou.core.jobs import JobContext
+from tuangou.orders import service
+
+
+def run_due(ctx: JobContext) -> dict[str, Any]:
+    uow = UnitOfWork(ctx.db, ctx.clock)
+    gateway = ctx.extras["payment_gateway"]
+    return {"expired": service.expire_due(uow),
+            "refunds": service.process_refunds(uow, gateway),
+            "reconciled": service.reconcile_payments(uow, gateway)}

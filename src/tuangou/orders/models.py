@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tuangou.core.db import Base, UTCDateTime
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"))
+    merchant_id: Mapped[int] = mapped_column(Integer, index=True)
+    store_id: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    service_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    slot: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    buckets: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key"),
+                      Index("ix_orders_status_expires", "status", "expires_at"),
+                      Index("ix_orders_deal_date", "deal_id", "service_date"),
+                      Index("ix_orders_buyer", "buyer_id", "id"),
+                      CheckConstraint("quantity > 0", name="quantity_positive"))
+
+
+class BuyerDealCount(Base):
+    """Units a buyer holds of a deal (reserved or paid, not refunded): the per-buyer limit."""
+
+    __tablename__ = "buyer_deal_counts"
+
+    deal_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    qty: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint("qty >= 0", name="qty_nonneg"),)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # sent to the gateway: its idempotency key
+    client_key: Mapped[str] = mapped_column(String(128))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    gateway_ref: Mapped[str] = mapped_column(String(64), default="")
+    message: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("order_id", "client_key"),)
+
+
+class Voucher(Base):
+    __tablename__ = "vouchers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    deal_id: Mapped[int] = mapped_column(Integer)
+    merchant_id: Mapped[int] = mapped_column(Integer, index=True)
+    buyer_id: Mapped[int] = mapped_column(Integer, index=True)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    redeemed_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Refund(Base):
+    """Money owed back to a buyer; the worker pushes it through the gateway until it succeeds."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # one refund per cause, never two
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    buyer_id: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    charge_ref: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(String(200), default="")
+    gateway_ref: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_refunds_due", "status", "next_attempt_at"),)

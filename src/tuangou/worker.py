@@ -1,0 +1,39 @@
+"""The worker: relays the outbox and runs every capability's scheduled ticks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import httpx
+
+from tuangou.core.clock import Clock
+from tuangou.core.config import Settings
+from tuangou.core.db import Database
+from tuangou.core.jobs import JobContext, run_all
+
+log = logging.getLogger("tuangou.worker")
+
+
+def job_context(settings: Settings, db: Database, clock: Clock, gateway: Any, extras: dict[str, Any]) -> JobContext:
+    merged = {"payment_gateway": gateway, **extras}
+    merged.setdefault("http", httpx.Client(timeout=settings.webhook_timeout_seconds))
+    return JobContext(db=db, clock=clock, settings=settings, extras=merged)
+
+
+class Worker:
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    def tick(self) -> dict[str, Any]:
+        return run_all(self.ctx)
+
+    def loop(self, stop: threading.Event) -> None:
+        log.info("worker started")
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # keep going: every job is safe to rerun
+                log.exception("worker tick failed")
+            stop.wait(self.ctx.settings.worker_interval_seconds)
