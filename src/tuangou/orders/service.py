@@ -37,6 +37,9 @@ from tuangou.orders.models import BuyerDealCount, Order, Payment, Refund, Vouche
 # Hooks other capabilities register at import: called inside the placing unit of work
 # with (uow, deal context, order, bucket states after the hold). They may raise to refuse.
 ORDER_PLACED_HOOKS: list[Any] = []
+# Called inside the capturing unit of work with (uow, order) once an order is paid (campaigns count
+# paid participants here). They may book a refund for the order with refund_in_uow.
+ORDER_PAID_HOOKS: list[Any] = []
 
 
 @dataclass
@@ -304,6 +307,8 @@ def _capture(uow: UnitOfWork, payment: Payment, charge_ref: str) -> None:
                  merchant_id=order.merchant_id)
     notify.notify_user(uow, order.buyer_id, "order_paid", f"Paid {yuan(order.amount_cents)} for order #{order.id}",
                        f"{len(codes)} voucher(s) ready to use.", {"order_id": order.id})
+    for hook in ORDER_PAID_HOOKS:
+        hook(uow, order)
 
 
 def _owe_refund(uow: UnitOfWork, order: Order, amount: int, key: str, charge_ref: str, reason: str,
@@ -558,3 +563,10 @@ def paid_orders_on(uow: UnitOfWork, deal_id: int, bucket: str) -> list[dict[str,
                                .order_by(Order.created_at.desc(), Order.id.desc()))
     return [order_facts(uow, o.id) for o in rows if bucket in (o.buckets or [])]
 
+
+def open_refund_count(uow: UnitOfWork, order_ids: list[int]) -> int:
+    """Inside an open unit of work: refunds of these orders the gateway has not paid yet."""
+    if not order_ids:
+        return 0
+    return len(list(uow.session.scalars(select(Refund.id).where(Refund.order_id.in_(order_ids),
+                                                                Refund.status == rules.RefundStatus.PENDING))))
