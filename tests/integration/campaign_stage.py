@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from tests.conftest import PASSWORD, Stage
 from tuangou.accounts.models import User
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import Database, UnitOfWork
-
-from tests.conftest import PASSWORD, Stage
 
 
 def staff(stage: Stage, role: str) -> tuple[int, dict[str, str]]:
