@@ -64,3 +64,6 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"code":"already_redeemed"' in out
     assert '"code":"forbidden"' in out
     assert "null" not in re.findall(r'\{"id":(\w+),"status"', out)
+    # campaigns: the group forms on the second payment, entry closes, one purchase list
+    assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
+    assert '"quantity":2,"participants":2' in out
