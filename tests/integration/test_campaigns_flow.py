@@ -226,3 +226,17 @@ def test_bad_campaigns_are_refused_with_clear_4xx(stage):
     assert stage.client.get("/api/v1/campaigns/999").status_code == 404
     assert stage.client.post("/api/v1/campaigns/999/join", headers={**stage.buyer(), "Idempotency-Key": "k"}
                              ).status_code == 404
+
+
+def test_a_buyer_who_refunds_while_the_group_collects_leaves_it(stage):
+    _, merchant = stage.merchant()
+    camp = open_campaign(stage, merchant, threshold=3, max_size=3)
+    buyer = stage.buyer()
+    order = join_and_pay(stage, buyer, camp["id"])
+    assert campaign_of(stage, camp["id"])["paid_count"] == 1
+    r = stage.client.post(f"/api/v1/orders/{order['id']}/refund", headers=buyer, json={"reason": "changed mind"})
+    assert r.status_code == 200
+    stage.tick("campaigns")
+    left = campaign_of(stage, camp["id"])
+    assert (left["paid_count"], left["joined_count"]) == (0, 0)
+    assert join(stage, buyer, camp["id"]).status_code == 201  # and may come back

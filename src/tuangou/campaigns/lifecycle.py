@@ -39,15 +39,21 @@ STAGE_COLUMN = {S.PROCURING: "procuring_at", S.SHIPPING: "shipping_at", S.DELIVE
 # ---- jobs ---------------------------------------------------------------------------------------
 
 def lapse_abandoned(uow: UnitOfWork, batch: int = 500) -> int:
-    """Joins whose order expired or was cancelled give their place back."""
+    """Joins whose order expired or was cancelled (or, while the group collects, was refunded by the
+    buyer) give their place back."""
     with uow:
-        rows = list(uow.session.execute(select(CampaignMember.id, CampaignMember.order_id).where(
-            CampaignMember.status == M.RESERVED).limit(batch)))
-        ended = [mid for mid, oid in rows if orders.order_facts(uow, oid)["status"] in ("expired", "cancelled")]
+        rows = list(uow.session.execute(select(CampaignMember.id, CampaignMember.order_id, CampaignMember.status)
+                                        .join(Campaign, Campaign.id == CampaignMember.campaign_id)
+                                        .where(or_(CampaignMember.status == M.RESERVED,
+                                                   (CampaignMember.status == M.PAID)
+                                                   & Campaign.status.in_((*rules.JOINABLE, S.FORMED))))
+                                        .limit(batch)))
+        ended = [(mid, status) for mid, oid, status in rows
+                 if orders.order_facts(uow, oid)["status"] in rules.ENDED_ORDER[status]]
     n = 0
-    for member_id in ended:
+    for member_id, status in ended:
         with uow:
-            n += _lapse(uow, member_id)
+            n += _lapse(uow, member_id, M(status))
             uow.commit()
     return n
 

@@ -29,6 +29,10 @@ class MemberStatus(StrEnum):
 
 JOINABLE = (CampaignStatus.OPEN, CampaignStatus.COLLECTING)
 DEAD = (CampaignStatus.FAILED, CampaignStatus.REFUNDED)
+# order statuses that end a membership, by the member's status: an unpaid join whose reservation ended,
+# or a paid one the buyer refunded themselves (the group keeps no place for money it no longer holds)
+ENDED_ORDER: dict[str, tuple[str, ...]] = {MemberStatus.RESERVED: ("expired", "cancelled"),
+                                           MemberStatus.PAID: ("refunded",)}
 
 
 @dataclass(frozen=True)

@@ -179,17 +179,19 @@ def _claim_membership(uow: UnitOfWork, camp: Campaign, order: Any) -> None:
         raise Conflict("you have already joined this group-buy", code="already_joined")
 
 
-def _lapse(uow: UnitOfWork, member_id: int) -> bool:
-    """Inside an open unit of work: an unpaid join ended; its place (and pool units) go back."""
+def _lapse(uow: UnitOfWork, member_id: int, was: M = M.RESERVED) -> bool:
+    """Inside an open unit of work: a join ended (unpaid, or refunded by the buyer); its place
+    (and pool units) go back."""
     member = uow.session.get(CampaignMember, member_id)
     assert member is not None
     moved = uow.session.execute(update(CampaignMember).where(CampaignMember.id == member_id,
-                                                             CampaignMember.status == M.RESERVED)
+                                                             CampaignMember.status == was)
                                 .values(status=M.LAPSED, ended_at=uow.now)).rowcount  # type: ignore[attr-defined]
     if not moved:
         return False
+    paid_delta = 1 if was == M.PAID else 0
     uow.session.execute(update(Campaign).where(Campaign.id == member.campaign_id)
-                        .values(joined_count=Campaign.joined_count - 1))
+                        .values(joined_count=Campaign.joined_count - 1, paid_count=Campaign.paid_count - paid_delta))
     camp = uow.session.get(Campaign, member.campaign_id)
     assert camp is not None
     if camp.pool_id is not None:
