@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('joined_count', sa.Integer(), nullable=False),
     sa.Column('paid_count', sa.Integer(), nullable=False),
     sa.Column('entry_closed_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sla_alerted_for', sa.String(length=16), nullable=False),
     sa.Column('created_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('formed_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('procuring_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=True),

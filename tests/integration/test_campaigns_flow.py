@@ -240,3 +240,20 @@ def test_a_buyer_who_refunds_while_the_group_collects_leaves_it(stage):
     left = campaign_of(stage, camp["id"])
     assert (left["paid_count"], left["joined_count"]) == (0, 0)
     assert join(stage, buyer, camp["id"]).status_code == 201  # and may come back
+
+
+def test_a_stage_past_its_sla_alerts_its_owners_and_ops_once(stage):
+    _, merchant = stage.merchant()
+    supplier_id, supplier = staff(stage, "supplier")
+    camp = open_campaign(stage, merchant, threshold=1, supplier_id=supplier_id)
+    join_and_pay(stage, stage.buyer(), camp["id"])  # formed: procurement is due within 24 h
+    stage.clock.advance(timedelta(hours=23))
+    stage.tick("campaigns")
+    assert stage.client.get("/api/v1/inbox?kind=campaign_sla_missed", headers=supplier).json()["items"] == []
+    stage.clock.advance(timedelta(hours=1))
+    stage.tick("campaigns")
+    stage.tick("campaigns")
+    for who in (merchant, supplier, stage.ops):
+        alerts = stage.client.get("/api/v1/inbox?kind=campaign_sla_missed", headers=who).json()["items"]
+        assert [a["data"]["next"] for a in alerts] == ["procuring"]
+    assert campaign_of(stage, camp["id"])["sla_missed"] is True

@@ -1,5 +1,5 @@
 """Campaign ticks: lapse abandoned joins, fail groups at their deadline, book and finish their refunds,
-close stay-open groups, alert unbooked cold chains. Each step is idempotent; the orders job pays refunds."""
+close stay-open groups, alert unbooked cold chains and stages past their SLA. Each step is idempotent; the orders job pays refunds."""
 
 from __future__ import annotations
 
@@ -17,4 +17,5 @@ def run_due(ctx: JobContext) -> dict[str, Any]:
             "refunds_booked": lifecycle.book_failure_refunds(uow),
             "entries_closed": lifecycle.close_due_entries(uow),
             "refunded": lifecycle.finish_refunds(uow),
-            "cold_chain_alerts": lifecycle.alert_cold_chain(uow)}
+            "cold_chain_alerts": lifecycle.alert_cold_chain(uow),
+            "overdue_stages": lifecycle.alert_overdue_stages(uow)}

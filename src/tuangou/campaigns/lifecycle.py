@@ -15,12 +15,13 @@ from tuangou.campaigns.models import Campaign, CampaignMember, PurchaseList
 from tuangou.campaigns.service import (
     M,
     S,
-    _campaign,
-    _lapse,
-    _refund_member,
+    campaign_row,
     close_entry,
+    lapse_member,
     leader_account,
     policy,
+    refund_member,
+    stage_due,
     view,
 )
 from tuangou.core import ledger
@@ -53,7 +54,7 @@ def lapse_abandoned(uow: UnitOfWork, batch: int = 500) -> int:
     n = 0
     for member_id, status in ended:
         with uow:
-            n += _lapse(uow, member_id, M(status))
+            n += lapse_member(uow, member_id, M(status))
             uow.commit()
     return n
 
@@ -70,7 +71,7 @@ def fail_expired(uow: UnitOfWork) -> int:
                 Campaign.id == cid, Campaign.status.in_(rules.JOINABLE), Campaign.deadline <= uow.now)
                 .values(status=S.FAILED, failed_at=uow.now, entry_closed_at=uow.now)).rowcount  # type: ignore[attr-defined]
             if moved:
-                camp = _campaign(uow, cid)
+                camp = campaign_row(uow, cid)
                 record_event(uow.session, "CampaignFailed", {"campaign_id": cid, "participants": camp.paid_count,
                                                              "threshold": camp.threshold}, uow.now,
                              merchant_id=camp.merchant_id)
@@ -98,7 +99,7 @@ def book_failure_refunds(uow: UnitOfWork, batch: int = 500) -> int:
         with uow:
             member = uow.session.get(CampaignMember, member_id)
             assert member is not None
-            n += _refund_member(uow, _campaign(uow, member.campaign_id), member_id,
+            n += refund_member(uow, campaign_row(uow, member.campaign_id), member_id,
                                 "the group did not reach its threshold by the deadline", expect=M.PAID)
             uow.commit()
     return n
@@ -118,7 +119,7 @@ def finish_refunds(uow: UnitOfWork) -> int:
                 continue
             if uow.session.execute(update(Campaign).where(Campaign.id == cid, Campaign.status == S.FAILED)
                                    .values(status=S.REFUNDED, refunded_at=uow.now)).rowcount:  # type: ignore[attr-defined]
-                camp = _campaign(uow, cid)
+                camp = campaign_row(uow, cid)
                 record_event(uow.session, "CampaignRefunded", {"campaign_id": cid}, uow.now,
                              merchant_id=camp.merchant_id)
                 n += 1
@@ -155,7 +156,7 @@ def alert_cold_chain(uow: UnitOfWork) -> int:
                                                           Campaign.cold_chain_alerted_at.is_(None),
                                                           Campaign.cold_chain_booked_at.is_(None))
                                    .values(cold_chain_alerted_at=uow.now)).rowcount:  # type: ignore[attr-defined]
-                camp = _campaign(uow, cid)
+                camp = campaign_row(uow, cid)
                 title = f"Group-buy #{cid}: cold chain not booked {pol.cold_chain_lead_hours} h before delivery"
                 data = {"campaign_id": cid, "delivery_at": camp.delivery_at.isoformat()}
                 notify.notify_merchant(uow, camp.merchant_id, "cold_chain_unbooked", title, "", data, "critical")
@@ -163,6 +164,32 @@ def alert_cold_chain(uow: UnitOfWork) -> int:
                 record_event(uow.session, "ColdChainUnbooked", data, uow.now, merchant_id=camp.merchant_id)
             uow.commit()
     return len(due)
+
+
+def alert_overdue_stages(uow: UnitOfWork) -> int:
+    """A stage whose owner missed its SLA alerts the owners and ops, once per stage."""
+    with uow:
+        pol = policy(uow)
+        late = [c.id for c in uow.session.scalars(select(Campaign).where(
+            Campaign.status.in_([s.source for s in rules.STAGES.values()]), Campaign.sla_alerted_for != Campaign.status))
+            if (due := stage_due(c, pol)) is not None and uow.now >= due]
+    for cid in late:
+        with uow:
+            camp = campaign_row(uow, cid)
+            if uow.session.execute(update(Campaign).where(Campaign.id == cid, Campaign.status == camp.status,
+                                                          Campaign.sla_alerted_for != camp.status)
+                                   .values(sla_alerted_for=camp.status)).rowcount:  # type: ignore[attr-defined]
+                nxt = next(t for t, s in rules.STAGES.items() if s.source == camp.status)
+                title = f"Group-buy #{cid} is late: still {camp.status}, should be {nxt.value} by now"
+                data = {"campaign_id": cid, "status": camp.status, "next": nxt.value}
+                notify.notify_merchant(uow, camp.merchant_id, "campaign_sla_missed", title, "", data, "warning")
+                for user_id in (camp.supplier_id, camp.leader_id):
+                    if user_id and ("supplier" if user_id == camp.supplier_id else "leader") in rules.STAGES[nxt].owners:
+                        notify.notify_user(uow, user_id, "campaign_sla_missed", title, "", data, "warning")
+                notify.notify_ops(uow, "campaign_sla_missed", title, "", data, "warning")
+                record_event(uow.session, "CampaignStageOverdue", data, uow.now, merchant_id=camp.merchant_id)
+            uow.commit()
+    return len(late)
 
 
 # ---- owners' commands ------------------------------------------------------------------------------
@@ -180,7 +207,7 @@ def advance_campaign(uow: UnitOfWork, actor: Principal, campaign_id: int, target
                      ) -> dict[str, Any]:
     """Move a formed campaign one stage on; each stage has an owner role (ops may always)."""
     with uow:
-        camp = _campaign(uow, campaign_id)
+        camp = campaign_row(uow, campaign_id)
         _may_act(actor, camp)
         problem = rules.transition_problem(camp.status, target, actor.role.value)
         if problem:
@@ -210,7 +237,7 @@ def advance_campaign(uow: UnitOfWork, actor: Principal, campaign_id: int, target
 
 def book_cold_chain(uow: UnitOfWork, actor: Principal, campaign_id: int, reference: str) -> dict[str, Any]:
     with uow:
-        camp = _campaign(uow, campaign_id)
+        camp = campaign_row(uow, campaign_id)
         _may_act(actor, camp)
         if actor.role == Role.LEADER:
             raise Forbidden("the merchant or supplier books transport")
@@ -228,7 +255,7 @@ def book_cold_chain(uow: UnitOfWork, actor: Principal, campaign_id: int, referen
 def mark_collected(uow: UnitOfWork, actor: Principal, campaign_id: int, buyer_id: int) -> dict[str, Any]:
     """The leader (or merchant) hands a participant's goods over at the pick-up point."""
     with uow:
-        camp = _campaign(uow, campaign_id)
+        camp = campaign_row(uow, campaign_id)
         _may_act(actor, camp)
         if actor.role == Role.SUPPLIER:
             raise Forbidden("the leader or merchant hands goods over")
@@ -250,7 +277,7 @@ def mark_collected(uow: UnitOfWork, actor: Principal, campaign_id: int, buyer_id
 
 def get_campaign(uow: UnitOfWork, campaign_id: int) -> dict[str, Any]:
     with uow:
-        return view(uow, _campaign(uow, campaign_id))
+        return view(uow, campaign_row(uow, campaign_id))
 
 
 def list_campaigns(uow: UnitOfWork, actor: Principal | None, *, status: str | None = None, mine: bool = False,
@@ -285,7 +312,7 @@ def procurement_queue(uow: UnitOfWork, actor: Principal) -> list[dict[str, Any]]
 
 def get_purchase_list(uow: UnitOfWork, actor: Principal, campaign_id: int) -> dict[str, Any]:
     with uow:
-        camp = _campaign(uow, campaign_id)
+        camp = campaign_row(uow, campaign_id)
         _may_act(actor, camp)
         pl = uow.session.scalar(select(PurchaseList).where(PurchaseList.campaign_id == campaign_id))
         if pl is None:

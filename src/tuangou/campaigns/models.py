@@ -38,6 +38,7 @@ class Campaign(Base):
     joined_count: Mapped[int] = mapped_column(Integer, default=0)
     paid_count: Mapped[int] = mapped_column(Integer, default=0)
     entry_closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sla_alerted_for: Mapped[str] = mapped_column(String(16), default="")  # the status whose SLA was missed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     formed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     procuring_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

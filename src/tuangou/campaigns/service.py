@@ -126,11 +126,11 @@ def join_campaign(uow: UnitOfWork, buyer: Principal, campaign_id: int, quantity:
                   ttl_minutes: int = 15) -> tuple[dict[str, Any], bool]:
     """A buyer joins: an order of the campaign's deal is reserved; pay it with POST /orders/{id}/pay."""
     with uow:
-        camp = _campaign(uow, campaign_id)
+        camp = campaign_row(uow, campaign_id)
         deal_id = camp.deal_id
     order, replayed = orders.place_order(uow, buyer, deal_id, quantity, idempotency_key, ttl_minutes=ttl_minutes)
     with uow:
-        return {"order": order.__dict__, "campaign": view(uow, _campaign(uow, campaign_id))}, replayed
+        return {"order": order.__dict__, "campaign": view(uow, campaign_row(uow, campaign_id))}, replayed
 
 
 def _on_order_placed(uow: UnitOfWork, ctx: Any, order: Any, _states: Any) -> None:
@@ -170,7 +170,7 @@ def _claim_membership(uow: UnitOfWork, camp: Campaign, order: Any) -> None:
     assert member is not None
     if member.status == M.RESERVED and orders.order_facts(uow, member.order_id)["status"] in ("expired",
                                                                                               "cancelled"):
-        _lapse(uow, member.id)
+        lapse_member(uow, member.id)
     taken = uow.session.execute(update(CampaignMember).where(CampaignMember.id == member.id,
                                                              CampaignMember.status == M.LAPSED)
                                 .values(order_id=order.id, quantity=order.quantity, status=M.RESERVED,
@@ -179,7 +179,7 @@ def _claim_membership(uow: UnitOfWork, camp: Campaign, order: Any) -> None:
         raise Conflict("you have already joined this group-buy", code="already_joined")
 
 
-def _lapse(uow: UnitOfWork, member_id: int, was: M = M.RESERVED) -> bool:
+def lapse_member(uow: UnitOfWork, member_id: int, was: M = M.RESERVED) -> bool:
     """Inside an open unit of work: a join ended (unpaid, or refunded by the buyer); its place
     (and pool units) go back."""
     member = uow.session.get(CampaignMember, member_id)
@@ -210,7 +210,7 @@ def _on_order_paid(uow: UnitOfWork, order: Any) -> None:
     assert camp is not None
     if camp.status in rules.DEAD or camp.entry_closed_at is not None:
         why = "the group-buy failed" if camp.status in rules.DEAD else "the group closed before your payment"
-        _refund_member(uow, camp, member.id, why, expect=M.RESERVED)
+        refund_member(uow, camp, member.id, why, expect=M.RESERVED)
         return
     paid = uow.session.execute(update(CampaignMember).where(CampaignMember.id == member.id,
                                                             CampaignMember.status == M.RESERVED)
@@ -270,7 +270,7 @@ def close_entry(uow: UnitOfWork, campaign_id: int) -> bool:
     return True
 
 
-def _refund_member(uow: UnitOfWork, camp: Campaign, member_id: int, why: str, *, expect: M) -> bool:
+def refund_member(uow: UnitOfWork, camp: Campaign, member_id: int, why: str, *, expect: M) -> bool:
     """Inside an open unit of work: book the member's full refund once (the orders job pays it out)."""
     member = uow.session.get(CampaignMember, member_id)
     assert member is not None
@@ -294,11 +294,18 @@ def _member_buyers(uow: UnitOfWork, campaign_id: int, status: M) -> list[int]:
         CampaignMember.campaign_id == campaign_id, CampaignMember.status == status)))
 
 
-def _campaign(uow: UnitOfWork, campaign_id: int) -> Campaign:
+def campaign_row(uow: UnitOfWork, campaign_id: int) -> Campaign:
     camp = uow.session.get(Campaign, campaign_id)
     if camp is None:
         raise NotFound(f"campaign {campaign_id} not found")
     return camp
+
+
+def stage_due(c: Campaign, pol: rules.CampaignPolicy) -> datetime | None:
+    """When the owner of the next stage must have moved the campaign on (None: no SLA running)."""
+    entered = {S.FORMED: c.formed_at, S.PROCURING: c.procuring_at, S.SHIPPING: c.shipping_at,
+               S.DELIVERED: c.delivered_at}.get(S(c.status))
+    return rules.stage_due(entered, c.status, pol)
 
 
 def view(uow: UnitOfWork, c: Campaign) -> dict[str, Any]:
@@ -312,12 +319,10 @@ def view(uow: UnitOfWork, c: Campaign) -> dict[str, Any]:
         "shipping_at": c.shipping_at, "delivered_at": c.delivered_at, "closed_at": c.closed_at,
         "failed_at": c.failed_at, "refunded_at": c.refunded_at, "entry_closed_at": c.entry_closed_at,
         "cold_chain_booked_at": c.cold_chain_booked_at}.items()}
-    entered = {S.FORMED: c.formed_at, S.PROCURING: c.procuring_at, S.SHIPPING: c.shipping_at,
-               S.DELIVERED: c.delivered_at}.get(S(c.status))
-    due = rules.stage_due(entered, c.status, pol)
+    due = stage_due(c, pol)
     return {"id": c.id, "merchant_id": c.merchant_id, "deal_id": c.deal_id, "title": c.title,
             "pickup_point": c.pickup_point, "leader_id": c.leader_id, "supplier_id": c.supplier_id,
-            "pool_id": c.pool_id, "threshold": c.threshold, "max_size": c.max_size,
+            "pool_id": c.pool_id, "sla_missed": c.sla_alerted_for == c.status, "threshold": c.threshold, "max_size": c.max_size,
             "close_on_threshold": c.close_on_threshold, "status": c.status, "joined_count": c.joined_count,
             "paid_count": c.paid_count, "price_cents": ctx.price_cents, "price_tiers": [list(t) for t in tiers],
             "current_tier_price_cents": rules.tier_price(tiers, c.paid_count, ctx.price_cents),
