@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from tuangou.campaigns import lifecycle, pools, rules, service
 from tuangou.core.auth import Principal, read_token
-from tuangou.core.http import Auth, Buyer, Merchant, Ops, ReadUoW, UoW
+from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
 
 class NewCampaign(BaseModel):
-    deal_id: int = Field(description="a goods deal of yours; its stock is what the group can buy")
+    deal_id: int = Field(ge=1, le=MAX_ID, description="a goods deal of yours; its stock is what the group can buy")
     threshold: int = Field(ge=1, le=100_000, description="paid participants needed to form (成团)")
     max_size: int = Field(ge=1, le=100_000)
     deadline: AwareDatetime
     delivery_at: AwareDatetime
     pickup_point: str = Field(min_length=1, max_length=200)
-    leader_id: int | None = None
-    supplier_id: int | None = None
+    leader_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    supplier_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     close_on_threshold: bool = Field(default=True, description="false: stay open up to max_size")
     logistics_prep_hours: int | None = Field(default=None, ge=0, le=336,
                                              description="cut-off = delivery − this; default from the policy")
     cold_chain: bool = False
-    pool_id: int | None = None
+    pool_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     leader_commission_cents: int | None = Field(default=None, ge=0, le=10_000_000)
-    price_tiers: list[tuple[int, int]] = Field(default_factory=list, max_length=20,
+    price_tiers: list[tuple[Annotated[int, Field(ge=1, le=100_000)], Annotated[int, Field(ge=1, le=10**9)]]] = Field(
+        default_factory=list, max_length=20,
                                                description="[[group size, unit price cents], ...]")
 
 
@@ -39,7 +40,7 @@ class Join(BaseModel):
 
 
 class Advance(BaseModel):
-    to: str = Field(description="procuring | shipping | delivered | closed")
+    to: str = Field(max_length=16, description="procuring | shipping | delivered | closed")
     reason: str = Field(default="", max_length=500)
 
 
@@ -51,15 +52,18 @@ class NewPool(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     capacity: int = Field(ge=0, le=100_000_000)
     safe_stock: int = Field(default=0, ge=0, le=100_000_000)
-    merchant_id: int | None = Field(default=None, description="ops only")
+    merchant_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="ops only")
+
+
+Hours = Annotated[int, Field(ge=0, le=24 * 14)]
 
 
 class PolicyChange(BaseModel):
-    logistics_prep_hours: int | None = None
-    cold_chain_lead_hours: int | None = None
-    pool_warn_percents: list[int] | None = Field(default=None, max_length=5)
-    leader_commission_cents: int | None = None
-    stage_sla_hours: dict[str, int] | None = None
+    logistics_prep_hours: Hours | None = None
+    cold_chain_lead_hours: Hours | None = None
+    pool_warn_percents: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(default=None, max_length=5)
+    leader_commission_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+    stage_sla_hours: dict[Literal["procure", "ship", "deliver", "close"], Annotated[int, Field(ge=1, le=24 * 90)]] | None = None
     reason: str = Field(max_length=500)
 
 
@@ -77,7 +81,7 @@ def create_campaign(body: NewCampaign, p: Merchant, uow: UoW) -> dict[str, Any]:
 
 @router.get("/campaigns", summary="Campaigns; mine=true: the merchant's, leader's or supplier's own")
 def list_campaigns(request: Request, uow: ReadUoW, status: rules.CampaignStatus | None = None,
-                   mine: bool = False, cursor: int | None = None,
+                   mine: bool = False, cursor: int | None = Query(None, ge=1, le=MAX_ID),
                    limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
     items = lifecycle.list_campaigns(uow, _optional_principal(request), status=status, mine=mine, cursor=cursor,
                                      limit=limit)
@@ -100,13 +104,13 @@ def led(p: Auth, uow: ReadUoW) -> dict[str, Any]:
 
 
 @router.get("/campaigns/{campaign_id}", summary="A campaign with its countdown")
-def get_campaign(campaign_id: int, uow: ReadUoW) -> dict[str, Any]:
+def get_campaign(campaign_id: IdPath, uow: ReadUoW) -> dict[str, Any]:
     return lifecycle.get_campaign(uow, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/join", status_code=201,
              summary="Join (Idempotency-Key required): reserves an order; pay it at /orders/{id}/pay")
-def join(campaign_id: int, p: Buyer, uow: UoW, request: Request, response: Response, body: Join | None = None,
+def join(campaign_id: IdPath, p: Buyer, uow: UoW, request: Request, response: Response, body: Join | None = None,
          idempotency_key: IdemKey = None) -> dict[str, Any]:
     result, replayed = service.join_campaign(uow, p, campaign_id, (body or Join()).quantity, idempotency_key or "",
                                              request.app.state.settings.reservation_ttl_minutes)
@@ -117,22 +121,22 @@ def join(campaign_id: int, p: Buyer, uow: UoW, request: Request, response: Respo
 
 
 @router.post("/campaigns/{campaign_id}/advance", summary="Move to the next stage (its owner role only)")
-def advance(campaign_id: int, body: Advance, p: Auth, uow: UoW) -> dict[str, Any]:
+def advance(campaign_id: IdPath, body: Advance, p: Auth, uow: UoW) -> dict[str, Any]:
     return lifecycle.advance_campaign(uow, p, campaign_id, body.to, body.reason)
 
 
 @router.post("/campaigns/{campaign_id}/cold-chain-booking", summary="Record the cold-chain transport booking")
-def cold_chain(campaign_id: int, body: ColdChainBooking, p: Auth, uow: UoW) -> dict[str, Any]:
+def cold_chain(campaign_id: IdPath, body: ColdChainBooking, p: Auth, uow: UoW) -> dict[str, Any]:
     return lifecycle.book_cold_chain(uow, p, campaign_id, body.reference)
 
 
 @router.post("/campaigns/{campaign_id}/members/{buyer_id}/collect", summary="Hand goods over at pick-up")
-def collect(campaign_id: int, buyer_id: int, p: Auth, uow: UoW) -> dict[str, Any]:
+def collect(campaign_id: IdPath, buyer_id: IdPath, p: Auth, uow: UoW) -> dict[str, Any]:
     return lifecycle.mark_collected(uow, p, campaign_id, buyer_id)
 
 
 @router.get("/campaigns/{campaign_id}/purchase-list", summary="The supplier's purchase list")
-def purchase_list(campaign_id: int, p: Auth, uow: ReadUoW) -> dict[str, Any]:
+def purchase_list(campaign_id: IdPath, p: Auth, uow: ReadUoW) -> dict[str, Any]:
     return lifecycle.get_purchase_list(uow, p, campaign_id)
 
 
@@ -147,7 +151,7 @@ def list_pools(p: Merchant, uow: ReadUoW) -> dict[str, Any]:
 
 
 @router.get("/stock-pools/{pool_id}")
-def get_pool(pool_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
+def get_pool(pool_id: IdPath, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
     return pools.get_pool(uow, p, service.policy, pool_id)
 
 

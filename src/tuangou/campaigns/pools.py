@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from tuangou.accounts import service as accounts
 from tuangou.campaigns import rules
 from tuangou.campaigns.models import StockPool
 from tuangou.core.auth import Principal, Role
@@ -28,6 +29,7 @@ def create_pool(uow: UnitOfWork, actor: Principal, policy_of: Any, name: str, ca
         if owner is None:
             raise ValidationFailed("merchant_id is required when ops create a pool")
         actor.require_merchant(owner)
+        accounts.merchant_status(uow, owner)  # NotFound for an unknown merchant
         if capacity < 0 or not 0 <= safe_stock <= capacity:
             raise ValidationFailed("capacity must be >= 0 and safe_stock between 0 and capacity")
         pool = StockPool(merchant_id=owner, name=name.strip(), capacity=capacity, used=0, safe_stock=safe_stock,
