@@ -52,9 +52,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     for module in api_modules():
         app.include_router(module.router)
 
+    from tuangou.web.routes import router as console
+    app.include_router(console)
+
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/console")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
