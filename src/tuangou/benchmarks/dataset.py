@@ -81,7 +81,7 @@ def sale_facts(db: Database, deal_id: int) -> dict[str, Any]:
     with db.engine.connect() as conn:
         b = conn.execute(select(func.sum(buckets.c.cap), func.sum(buckets.c.sold), func.sum(buckets.c.reserved))
                          .where(buckets.c.deal_id == deal_id)).one()
-        by_status = dict(conn.execute(select(orders.c.status, func.coalesce(func.sum(orders.c.quantity), 0))
+        by_status: dict[str, int] = dict(conn.execute(select(orders.c.status, func.coalesce(func.sum(orders.c.quantity), 0))
                                       .where(orders.c.deal_id == deal_id).group_by(orders.c.status)).all())
         dup_keys = conn.scalar(select(func.count()).select_from(
             select(orders.c.buyer_id, orders.c.idempotency_key).where(orders.c.deal_id == deal_id)

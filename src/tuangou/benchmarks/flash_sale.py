@@ -146,6 +146,7 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
     """Run one benchmark; returns the result (the JSON object the CLI prints last)."""
     from tuangou.core.migrate import upgrade
     url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
+    loadavg = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
     servers: Servers | None = None
     try:
         upgrade(url)
@@ -160,12 +161,12 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         servers.start()
         phases = [("warmup", WARMUP_S), ("orders", opts.seconds), ("noop", min(opts.seconds, opts.noop_seconds))]
         ctx = mp.get_context("spawn")
-        started, out = ctx.Event(), ctx.Queue()
+        started, out, progress = ctx.Event(), ctx.Queue(), ctx.Value("i", 0)
         from tuangou.benchmarks.loadgen import run_phases
         gen = ctx.Process(target=run_phases, args=({"phases": phases, "ports": servers.ports, "tokens": tokens,
-                                                    "deal_id": deal_id}, started, out), daemon=True)
+                                                    "deal_id": deal_id}, started, out, progress), daemon=True)
         gen.start()
-        chaos = threading.Thread(target=_chaos, args=(servers, started, opts), daemon=True)
+        chaos = threading.Thread(target=_chaos, args=(servers, started, progress, opts), daemon=True)
         if opts.chaos:
             chaos.start()
         results: dict[str, dict[str, Any]] = {}
@@ -180,17 +181,20 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         servers.stop()
         facts = dataset.sale_facts(db, deal_id)
         db.dispose()
-        return _summary(opts, results["orders"], results["noop"], facts, servers)
+        return {**_summary(opts, results["orders"], results["noop"], facts, servers), "loadavg": loadavg}
     finally:
         if servers is not None:
             servers.stop()
         remove()
 
 
-def _chaos(servers: Servers, started: Any, opts: FlashSaleOptions) -> None:
-    """Kill one server process with SIGKILL a moment into the sale, then restart it on its port."""
+def _chaos(servers: Servers, started: Any, progress: Any, opts: FlashSaleOptions) -> None:
+    """Kill one server process with SIGKILL mid-sale (a quarter of the cap paid, or a quarter of the
+    time gone), then restart it on its port."""
     started.wait(timeout=120)
-    time.sleep(min(1.0, opts.seconds / 4))
+    deadline = time.monotonic() + opts.seconds / 4
+    while progress.value < max(1, opts.cap // 4) and time.monotonic() < deadline:
+        time.sleep(0.01)
     servers.kill_and_restart(len(servers.procs) - 1)
 
 

@@ -114,7 +114,7 @@ async def _send(conn: Connection, tally: Tally, path: str, body: bytes, extra: s
 
 
 async def _buyer_orders(conn: Connection, n: int, deal_id: int, deadline: float, tally: Tally,
-                        stop: asyncio.Event, quantity: int) -> None:
+                        stop: asyncio.Event, quantity: int, progress: Any) -> None:
     body = json.dumps({"deal_id": deal_id, "quantity": quantity}).encode()
     pay_body = b'{"outcome": "succeed"}'
     seen: dict[str, int] = {}
@@ -146,6 +146,7 @@ async def _buyer_orders(conn: Connection, n: int, deal_id: int, deadline: float,
                                           f"Idempotency-Key: pay-{key}\r\n", deadline)
             if status == 200:
                 tally.paid += 1
+                progress.value += 1  # only this process writes it; the parent reads it for --chaos
                 tally.order_latencies_ms.append((time.perf_counter() - t0) * 1000)
                 break
             if status == 202 or status >= 500:  # unknown outcome: ask again with the same key
@@ -164,14 +165,14 @@ async def _buyer_noop(conn: Connection, deal_id: int, deadline: float, tally: Ta
 
 
 async def _phase(kind: str, ports: list[int], tokens: list[str], deal_id: int, seconds: float,
-                 quantity: int) -> Tally:
+                 quantity: int, progress: Any) -> Tally:
     tally = Tally()
     conns = [Connection("127.0.0.1", ports[i % len(ports)], t) for i, t in enumerate(tokens)]
     stop = asyncio.Event()
     start = time.monotonic()
     deadline = start + seconds
     if kind == "orders":
-        jobs = [_buyer_orders(c, i, deal_id, deadline, tally, stop, quantity) for i, c in enumerate(conns)]
+        jobs = [_buyer_orders(c, i, deal_id, deadline, tally, stop, quantity, progress) for i, c in enumerate(conns)]
     else:
         jobs = [_buyer_noop(c, deal_id, deadline, tally) for c in conns]
     await asyncio.gather(*jobs)
@@ -181,10 +182,11 @@ async def _phase(kind: str, ports: list[int], tokens: list[str], deal_id: int, s
     return tally
 
 
-def run_phases(plan: dict[str, Any], started: Any, out: Any) -> None:
+def run_phases(plan: dict[str, Any], started: Any, out: Any, progress: Any) -> None:
     """Process entry point: run each phase of `plan` and put one result dict per phase on `out`.
 
-    `started` (a multiprocessing Event) is set when the order phase begins, for --chaos.
+    `started` (a multiprocessing Event) is set when the order phase begins and `progress`
+    (a shared int) counts paid orders, so the parent can kill a server mid-sale (--chaos).
     """
     try:
         import uvloop
@@ -197,7 +199,7 @@ def run_phases(plan: dict[str, Any], started: Any, out: Any) -> None:
             if kind == "orders":
                 started.set()
             tally = await _phase(kind, plan["ports"], plan["tokens"], plan["deal_id"], seconds,
-                                 plan.get("quantity", 1))
+                                 plan.get("quantity", 1), progress)
             out.put((kind, tally.__dict__))
 
     asyncio.run(main())

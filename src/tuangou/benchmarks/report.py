@@ -15,7 +15,7 @@ def postgres_url() -> str | None:
 
 
 def print_flash_sale(console: Console, r: dict[str, Any]) -> None:
-    table = Table(title=f"flash sale: {r['db']}, {r['processes']} process(es), {r['buyers']} buyers, "
+    table = Table(title=f"flash sale (load {r['loadavg']}): {r['db']}, {r['processes']} process(es), {r['buyers']} buyers, "
                         f"cap {r['cap']}, reserve={r['reserve']}, {r['cpus']} cpus")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -29,12 +29,14 @@ def print_flash_sale(console: Console, r: dict[str, Any]) -> None:
 
 def print_governance(console: Console, rows: list[dict[str, Any]]) -> None:
     jobs = sorted({name for r in rows for name in r["jobs_s"]})
-    table = Table(title="governance tick (core.jobs.run_all), seconds per job")
-    for col in ("merchants", "deals", "orders", *jobs, "tick_s", "per_1k_deals_s"):
+    table = Table(title=f"governance tick (core.jobs.run_all) on {rows[0]['db']}, seconds per job, "
+                        f"{os.cpu_count()} cpus, load {rows[0]['loadavg']}")
+    for col in ("merchants", "deals", "orders", *[f"job {j}" for j in jobs], "tick_s", "idle_tick_s",
+                "per_1k_deals_s"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(str(r["merchants"]), str(r["deals"]), str(r["orders"]),
                       *[f"{r['jobs_s'].get(j, 0):.3f}" for j in jobs], f"{r['tick_s']:.3f}",
-                      f"{r['tick_s'] / max(1, r['deals']) * 1000:.4f}")
+                      f"{r['idle_tick_s']:.3f}", f"{r['tick_s'] / max(1, r['deals']) * 1000:.4f}")
     console.print(table)
     print(json.dumps(rows[-1] if len(rows) == 1 else {"runs": rows}, separators=(",", ":")), flush=True)

@@ -18,5 +18,5 @@ from tuangou.catalog import service as catalog
 
 def create_app() -> FastAPI:
     if os.environ.get("TUANGOU_BENCH_RESERVE") == "for_update":
-        catalog.reserve = catalog.reserve_for_update  # type: ignore[assignment]
+        catalog.reserve = catalog.reserve_for_update
     return create_tuangou_app()
