@@ -47,7 +47,7 @@ class FlashSaleOptions:
     chaos: bool = False
     reserve: str = "update"  # "update" (the hot path) or "for_update" (the locking baseline)
     sqlite_synchronous: str = "NORMAL"
-    pool_size: int = 20
+    pool_size: int = 8  # per process, plus as many overflow: 2 processes + a restarted one stay far below max_connections
     postgres_url: str | None = None
     workdir: Path = Path("var/bench")
 
@@ -67,6 +67,7 @@ class Servers:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.peak_rss_mb = 0.0
         self.killed = 0
+        self.cpu_of_killed = 0.0
 
     def _start(self, port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -100,10 +101,26 @@ class Servers:
                 if line.startswith("VmHWM:"):  # the process's peak resident set
                     self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server processes used so far (killed ones included).
+
+        Unlike throughput, CPU per order does not depend on what else runs on the machine."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = self.cpu_of_killed
+        for p in self.procs:
+            try:
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def kill_and_restart(self, index: int) -> None:
         self.sample_rss()
+        before = self.cpu_seconds()
         self.procs[index].send_signal(signal.SIGKILL)
         self.procs[index].wait()
+        self.cpu_of_killed += before - self.cpu_seconds()  # what the dead process had used
         self.killed += 1
         self.procs[index] = self._start(self.ports[index])
         self._wait_ready(self.ports[index])
@@ -170,9 +187,12 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         if opts.chaos:
             chaos.start()
         results: dict[str, dict[str, Any]] = {}
+        started.wait(timeout=120)
+        cpu = {"start": servers.cpu_seconds()}
         while len(results) < len(phases):
             kind, tally = out.get(timeout=opts.seconds * 3 + 120)
             results[kind] = tally
+            cpu[kind] = servers.cpu_seconds()
             if kind == "orders":
                 servers.sample_rss()
         gen.join(timeout=30)
@@ -181,7 +201,11 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         servers.stop()
         facts = dataset.sale_facts(db, deal_id)
         db.dispose()
-        return {**_summary(opts, results["orders"], results["noop"], facts, servers), "loadavg": loadavg}
+        per_order = (cpu["orders"] - cpu["start"]) * 1000 / max(1, results["orders"]["paid"])
+        per_noop = (cpu["noop"] - cpu["orders"]) * 1000 / max(1, results["noop"]["sequences"])
+        return {**_summary(opts, results["orders"], results["noop"], facts, servers),
+                "server_cpu_ms_per_order": round(per_order, 3), "server_cpu_ms_per_noop": round(per_noop, 3),
+                "cpu_ratio": round(per_noop / per_order, 3) if per_order else 0.0, "loadavg": loadavg}
     finally:
         if servers is not None:
             servers.stop()
