@@ -15,11 +15,11 @@ run() {
   tail -n 1 "$OUT/$name.out" > "$OUT/$name.json"
   rm -f "$OUT/$name.out"
 }
-run sqlite-1p-sellout     flash-sale --db sqlite --processes 1 --buyers 64 --cap 3000 --seconds 30
+run sqlite-1p-sellout     flash-sale --db sqlite --processes 1 --buyers 64 --cap 1000 --seconds 40
 run sqlite-1p-steady      flash-sale --db sqlite --processes 1 --buyers 64 --cap 1000000 --seconds 15
-run sqlite-2p-chaos       flash-sale --db sqlite --processes 2 --buyers 64 --cap 1500 --seconds 30 --chaos
-run pg-2p-sellout         flash-sale --db postgresql --processes 2 --buyers 64 --cap 3000 --seconds 30
+run sqlite-2p-chaos       flash-sale --db sqlite --processes 2 --buyers 64 --cap 600 --seconds 40 --chaos
+run pg-2p-sellout         flash-sale --db postgresql --processes 2 --buyers 64 --cap 1000 --seconds 40
 run pg-2p-steady          flash-sale --db postgresql --processes 2 --buyers 64 --cap 1000000 --seconds 15
 run pg-2p-for-update      flash-sale --db postgresql --processes 2 --buyers 64 --cap 1000000 --seconds 15 --reserve for_update
-run pg-2p-chaos           flash-sale --db postgresql --processes 2 --buyers 64 --cap 1500 --seconds 30 --chaos
+run pg-2p-chaos           flash-sale --db postgresql --processes 2 --buyers 64 --cap 600 --seconds 40 --chaos
 run governance            governance --merchants 10000 --deals 100000 --sizes 1000,10000,100000

@@ -32,12 +32,19 @@ def print_governance(console: Console, rows: list[dict[str, Any]]) -> None:
     jobs = sorted({name for r in rows for name in r["jobs_s"]})
     table = Table(title=f"governance tick (core.jobs.run_all) on {rows[0]['db']}, seconds per job, "
                         f"{os.cpu_count()} cpus, load {rows[0]['loadavg']}")
-    for col in ("merchants", "deals", "orders", *[f"job {j}" for j in jobs], "tick_s", "idle_tick_s",
-                "per_1k_deals_s"):
+    for col in ("merchants", "deals", "orders", *[f"job {j} s" for j in jobs], "tick s", "next tick s",
+                "expired", "relayed"):
         table.add_column(col, justify="right")
     for r in rows:
+        done = r["results"]
         table.add_row(str(r["merchants"]), str(r["deals"]), str(r["orders"]),
                       *[f"{r['jobs_s'].get(j, 0):.3f}" for j in jobs], f"{r['tick_s']:.3f}",
-                      f"{r['idle_tick_s']:.3f}", f"{r['tick_s'] / max(1, r['deals']) * 1000:.4f}")
+                      f"{r['next_tick_s']:.3f}", str(_get(done, "orders", "expired")),
+                      str(_get(done, "notify", "relayed")))
     console.print(table)
     print(json.dumps(rows[-1] if len(rows) == 1 else {"runs": rows}, separators=(",", ":")), flush=True)
+
+
+def _get(results: dict[str, Any], job: str, key: str) -> Any:
+    value = results.get(job)
+    return value.get(key, "-") if isinstance(value, dict) else "-"
