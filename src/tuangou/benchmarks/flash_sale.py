@@ -205,7 +205,10 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         per_noop = (cpu["noop"] - cpu["orders"]) * 1000 / max(1, results["noop"]["sequences"])
         return {**_summary(opts, results["orders"], results["noop"], facts, servers),
                 "server_cpu_ms_per_order": round(per_order, 3), "server_cpu_ms_per_noop": round(per_noop, 3),
-                "cpu_ratio": round(per_noop / per_order, 3) if per_order else 0.0, "loadavg": loadavg}
+                "cpu_ratio": round(per_noop / per_order, 3) if per_order else 0.0,
+                "client_cpu_ms_per_request": round(results["noop"]["client_cpu_s"] * 1000
+                                                   / max(1, len(results["noop"]["latencies_ms"])), 3),
+                "loadavg": loadavg}
     finally:
         if servers is not None:
             servers.stop()

@@ -91,6 +91,7 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)  # per HTTP request
     order_latencies_ms: list[float] = field(default_factory=list)  # place + pay
     elapsed_s: float = 0.0
+    client_cpu_s: float = 0.0  # the generator's own CPU in this phase
     first_4xx: str = ""
 
 
@@ -170,6 +171,7 @@ async def _phase(kind: str, ports: list[int], tokens: list[str], deal_id: int, s
     conns = [Connection("127.0.0.1", ports[i % len(ports)], t) for i, t in enumerate(tokens)]
     stop = asyncio.Event()
     start = time.monotonic()
+    cpu0 = time.process_time()
     deadline = start + seconds
     if kind == "orders":
         jobs = [_buyer_orders(c, i, deal_id, deadline, tally, stop, quantity, progress) for i, c in enumerate(conns)]
@@ -177,6 +179,7 @@ async def _phase(kind: str, ports: list[int], tokens: list[str], deal_id: int, s
         jobs = [_buyer_noop(c, deal_id, deadline, tally) for c in conns]
     await asyncio.gather(*jobs)
     tally.elapsed_s = time.monotonic() - start
+    tally.client_cpu_s = time.process_time() - cpu0
     for c in conns:
         c.close()
     return tally
