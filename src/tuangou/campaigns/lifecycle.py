@@ -43,12 +43,13 @@ def lapse_abandoned(uow: UnitOfWork, batch: int = 500) -> int:
     """Joins whose order expired or was cancelled (or, while the group collects, was refunded by the
     buyer) give their place back."""
     with uow:
-        rows = list(uow.session.execute(select(CampaignMember.id, CampaignMember.order_id, CampaignMember.status)
-                                        .join(Campaign, Campaign.id == CampaignMember.campaign_id)
-                                        .where(or_(CampaignMember.status == M.RESERVED,
-                                                   (CampaignMember.status == M.PAID)
-                                                   & Campaign.status.in_((*rules.JOINABLE, S.FORMED))))
-                                        .limit(batch)))
+        # oldest joins first: reservations expire in the order they were made, so each batch makes progress
+        q = (select(CampaignMember.id, CampaignMember.order_id, CampaignMember.status)
+             .join(Campaign, Campaign.id == CampaignMember.campaign_id)
+             .order_by(CampaignMember.joined_at, CampaignMember.id).limit(batch))
+        rows = [*uow.session.execute(q.where(CampaignMember.status == M.RESERVED)),
+                *uow.session.execute(q.where(CampaignMember.status == M.PAID,
+                                             Campaign.status.in_((*rules.JOINABLE, S.FORMED))))]
         ended = [(mid, status) for mid, oid, status in rows
                  if orders.order_facts(uow, oid)["status"] in rules.ENDED_ORDER[status]]
     n = 0
