@@ -99,7 +99,8 @@ def test_fruit_merchant_is_limited_then_recovers(stage):
     assert stage.tick("merchants")["merchants"]["limits_lifted"] == 0
 
 
-def test_the_same_incident_reported_twice_costs_points_once(stage):
+def test_the_same_incident_reported_twice_costs_points_once(any_stage):
+    stage = any_stage
     merchant_id, merchant = stage.merchant()
     assert record(stage, merchant_id, "incident:9", category="catering") is not None
     assert record(stage, merchant_id, "incident:9", category="catering") is None
