@@ -137,9 +137,9 @@ def _restore(uow: UnitOfWork, target: str, why: str) -> None:
         lift_penalty(uow, penalty, why)
     if violation.kind == rules.ViolationKind.FALSE_CLAIM and \
             standing_false_claims(uow, violation.merchant_id) < policy.false_claim_removal_count:
-        for penalty in uow.session.scalars(select(Penalty).where(
+        for penalty in uow.session.scalars(select(Penalty).join(Violation, Violation.id == Penalty.violation_id).where(
                 Penalty.merchant_id == violation.merchant_id, Penalty.kind == rules.PenaltyKind.REMOVAL,
-                Penalty.violation_id.is_not(None))):
+                Violation.kind == rules.ViolationKind.FALSE_CLAIM)):
             lift_penalty(uow, penalty, why)
     refresh_standing(uow, violation.merchant_id, policy)
 
@@ -301,11 +301,11 @@ def build_due_report(uow: UnitOfWork) -> str | None:
         if not insert_ignore(uow.session, CaseReport.__table__, {"month": month, "report": report,
                              "markdown": markdown, "created_at": uow.now}, ["month"]):
             return None
-        if report["cases"]:
+        if report["cases"]:  # a month without cases is stored but not announced
             for user_id in accounts.user_ids_with_role(uow, Role.MERCHANT):
                 notify.notify_user(uow, user_id, "case_report", f"Over-selling cases of {month}",
                                    markdown, {"month": month})
-        record_event(uow.session, "CaseReportPublished", {"month": month, "cases": report["cases"]}, uow.now)
+            record_event(uow.session, "CaseReportPublished", {"month": month, "cases": report["cases"]}, uow.now)
         uow.commit()
         return month
 
