@@ -137,3 +137,11 @@ def test_policy_problems_are_reported():
     problems = rules.policy_problems(bad)
     assert len(problems) == 3
     assert rules.policy_problems(POLICY) == []
+
+
+def test_policy_changes_are_type_checked():
+    assert rules.change_problems({"limited_daily_intake": 10, "normal_daily_intake": None,
+                                  "oversale_points": {"fresh": 9}, "report_timezone": "Asia/Shanghai"}) == []
+    bad = {"start_score": True, "clean_days": 1.5, "oversale_points": {"fresh": "8"}, "report_timezone": "Mars/Base",
+           "limited_daily_intake": 10**12, "bonus": 1}
+    assert len(rules.change_problems(bad)) == 6

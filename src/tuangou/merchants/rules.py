@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ViolationKind(StrEnum):
@@ -68,6 +69,40 @@ class AccountabilityPolicy:
     def from_dict(cls, values: dict[str, Any]) -> AccountabilityPolicy:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+MAX_POLICY_NUMBER = 1_000_000
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POLICY_NUMBER
+
+
+def change_problems(changes: dict[str, Any]) -> list[str]:
+    """Type problems of a policy change, before it is applied."""
+    known = {f.name for f in fields(AccountabilityPolicy)}
+    problems = [f"unknown policy field {name!r}" for name in sorted(set(changes) - known)]
+    for name, value in changes.items():
+        if name == "oversale_points":
+            if not isinstance(value, dict) or not all(isinstance(k, str) and _whole(v) for k, v in value.items()):
+                problems.append("oversale_points must map categories to whole numbers")
+        elif name == "report_timezone":
+            if not isinstance(value, str) or not _valid_zone(value):
+                problems.append("report_timezone must be a time zone name")
+        elif name == "normal_daily_intake":
+            if value is not None and not _whole(value):
+                problems.append("normal_daily_intake must be empty or a whole number")
+        elif name in known and not _whole(value):
+            problems.append(f"{name} must be a whole number from 0 to {MAX_POLICY_NUMBER}")
+    return problems
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def policy_problems(p: AccountabilityPolicy) -> list[str]:

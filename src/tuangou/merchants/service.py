@@ -61,15 +61,11 @@ def get_policy(uow: UnitOfWork) -> dict[str, Any]:
 def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reason: str) -> dict[str, Any]:
     actor.require(Role.OPS)
     with uow:
-        current = load_policy(uow)
-        unknown = set(changes) - set(current.to_dict())
-        if unknown:
-            raise ValidationFailed(f"unknown policy fields: {', '.join(sorted(unknown))}")
-        try:
-            policy = replace(current, **changes)
-            problems = rules.policy_problems(policy)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ValidationFailed(f"invalid policy: {exc}") from exc
+        problems = rules.change_problems(changes)
+        if problems:
+            raise ValidationFailed("; ".join(problems))
+        policy = replace(load_policy(uow), **changes)
+        problems = rules.policy_problems(policy)
         if problems:
             raise ValidationFailed("; ".join(problems))
         row = uow.session.get(AccountabilitySettings, POLICY_KEY)
