@@ -164,3 +164,21 @@ def test_bad_input_gets_a_clear_4xx(stage):
     assert stage.client.get("/api/v1/deals/999").json()["code"] == "not_found"
     r = stage.order(stage.buyer(), 999)
     assert r.status_code == 404
+
+
+def test_a_double_click_on_pay_never_charges_twice(stage):
+    # given a payment that timed out and is still unknown
+    _, merchant = stage.merchant()
+    deal = stage.deal(merchant, stage.store(merchant))
+    buyer = stage.buyer()
+    order = stage.order(buyer, deal).json()
+    first = stage.client.post(f"/api/v1/orders/{order['id']}/pay", headers=buyer, json={"outcome": "timeout"})
+    assert first.status_code == 202
+    # when the buyer presses pay again without an Idempotency-Key
+    again = stage.client.post(f"/api/v1/orders/{order['id']}/pay", headers=buyer, json={"outcome": "succeed"})
+    # then the second attempt is refused until the first is known, and only one charge is ever captured
+    assert again.status_code == 409 and again.json()["code"] == "payment_in_progress"
+    stage.clock.advance(timedelta(minutes=2))
+    stage.tick("orders")
+    with UnitOfWork(stage.db) as uow:
+        assert ledger.balance(uow.session, ledger.EXTERNAL_BUYERS) == -1000

@@ -212,7 +212,7 @@ def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str,
               outcome: str | None = None) -> tuple[OrderView, dict[str, Any]]:
     """Charge a reserved order. Three short transactions around the gateway call,
     so no database lock is held while the gateway thinks."""
-    client_key = client_key or f"order-{order_id}"
+    client_key = client_key or f"anon-{uuid.uuid4().hex}"
     with uow:
         order = _own_order(uow, buyer, order_id)
         existing = uow.session.scalar(select(Payment).where(Payment.order_id == order_id,
@@ -235,7 +235,8 @@ def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str,
             try:
                 uow.commit()
             except IntegrityError as exc:
-                raise Conflict("this payment is already being processed", code="payment_in_progress") from exc
+                raise Conflict("a payment for this order is already in flight; retry in a minute",
+                               code="payment_in_progress") from exc
         payment_id, key, amount = existing.id, existing.key, existing.amount_cents
     try:
         result: GatewayResult | None = gateway.charge(key, amount, outcome)
