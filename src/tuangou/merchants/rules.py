@@ -174,7 +174,7 @@ def replay(deductions: list[Deduction], exam_passes: list[datetime], policy: Acc
     scores: dict[str, int] = {}
     history: list[HistoryEntry] = []
     limited, since, clean = False, None, None
-    passes = sorted(exam_passes)
+    passes = sorted(p for p in exam_passes if p <= now)
 
     def lift_time() -> datetime | None:
         if not limited or since is None or clean is None:
