@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
+from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, upsert_add
 from tuangou.core.errors import (
@@ -358,6 +359,9 @@ def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps:
             uow.session.refresh(voucher)
             code_ = "already_redeemed" if voucher.status == rules.VoucherStatus.REDEEMED else "voucher_not_usable"
             raise Conflict(f"voucher is {voucher.status}", code=code_)
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="redeem_voucher",
+                         target=f"voucher:{voucher.id}", reason="redeemed by ops", now=uow.now)
         commission = percent_of(voucher.price_cents, commission_bps)
         ledger.post(uow.session, "settlement", [(ledger.ESCROW, -voucher.price_cents),
                                                 (ledger.merchant_account(voucher.merchant_id),
@@ -402,7 +406,10 @@ def refund_vouchers(uow: UnitOfWork, actor: Principal, order_id: int, codes: lis
         order = _own_order(uow, actor, order_id, lock=True)
         if actor.role not in (Role.BUYER, Role.OPS):
             raise Forbidden("only the buyer or ops refund an order")
-        refund_in_uow(uow, order, codes, reason or "refund requested by buyer")
+        amount = refund_in_uow(uow, order, codes, reason or "refund requested by buyer")
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="refund_order",
+                         target=f"order:{order.id}", reason=reason, now=uow.now, details={"amount_cents": amount})
         uow.commit()
         return _view(uow, order)
 
@@ -510,12 +517,15 @@ def process_refunds(uow: UnitOfWork, gateway: PaymentGateway, batch: int = 100) 
 # ---- reading ------------------------------------------------------------------------------------
 
 def _own_order(uow: UnitOfWork, actor: Principal, order_id: int, lock: bool = False) -> Order:
+    """The order if `actor` may see it: 404 when there is none, 403 when it is someone else's."""
     q = select(Order).where(Order.id == order_id)
     if lock:
         q = q.with_for_update()
     order = uow.session.scalar(q)
-    if order is None or not _visible(actor, order):
+    if order is None:
         raise NotFound(f"order {order_id} not found")
+    if not _visible(actor, order):
+        raise Forbidden("this order belongs to another account")
     return order
 
 
