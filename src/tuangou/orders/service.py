@@ -558,3 +558,45 @@ def paid_orders_on(uow: UnitOfWork, deal_id: int, bucket: str) -> list[dict[str,
                                .order_by(Order.created_at.desc(), Order.id.desc()))
     return [order_facts(uow, o.id) for o in rows if bucket in (o.buckets or [])]
 
+
+
+# ---- for capacity governance (governance/ circuit breaker) ---------------------------------------------
+
+def cancel_reservations_on(uow: UnitOfWork, deal_id: int, bucket: str, reason: str) -> int:
+    """Inside an open unit of work: end every unpaid hold on a bucket; their units return at once."""
+    rows = list(uow.session.scalars(select(Order).where(Order.deal_id == deal_id,
+                                                         Order.status == rules.OrderStatus.RESERVED)
+                                    .order_by(Order.id)))
+    n = 0
+    for order in rows:
+        if bucket in (order.buckets or []) and _end_reservation(uow, order, rules.OrderStatus.CANCELLED):
+            notify.notify_user(uow, order.buyer_id, "order_cancelled", f"Order #{order.id} cancelled", reason,
+                               {"order_id": order.id})
+            n += 1
+    return n
+
+
+def postpone_order_in_uow(uow: UnitOfWork, order_id: int, new_date: date, new_day_cap: int) -> bool:
+    """Inside an open unit of work: move a paid order's unused vouchers to `new_date` if they fit there.
+
+    The units are taken on the new date's bucket with one conditional UPDATE
+    (never past its cap; `new_day_cap` if the bucket does not exist yet) and only
+    then released on the old one. Returns False, changing nothing, if they do not fit.
+    """
+    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None or order.status != rules.OrderStatus.PAID or order.service_date is None:
+        return False
+    qty = len(list(uow.session.scalars(select(Voucher.id).where(Voucher.order_id == order.id,
+                                                                 Voucher.status == rules.VoucherStatus.ISSUED))))
+    old_key = catalog_rules.date_bucket(order.service_date, order.slot)
+    new_key = catalog_rules.date_bucket(new_date, order.slot)
+    if qty == 0 or new_key == old_key or not catalog.take_sold(uow, order.deal_id, new_key, qty, new_day_cap):
+        return False
+    catalog.release_sold(uow, order.deal_id, [old_key], qty)
+    old_date = order.service_date
+    order.service_date = new_date
+    order.buckets = sorted(new_key if k == old_key else k for k in order.buckets)
+    record_event(uow.session, "OrderPostponed", {"order_id": order.id, "from": old_date.isoformat(),
+                                                 "to": new_date.isoformat(), "units": qty}, uow.now,
+                 merchant_id=order.merchant_id)
+    return True
