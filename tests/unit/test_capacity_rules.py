@@ -75,6 +75,9 @@ def test_disruptions_cut_the_day_they_touch_in_store_local_time():
     assert rules.disruption_hits(chef_away, date(2026, 11, 23), "Asia/Shanghai")
     assert not rules.disruption_hits(chef_away, date(2026, 11, 24), "Asia/Shanghai")
     assert rules.disruption_hits(Disruption(start, None), date(2026, 12, 1), "Asia/Shanghai")
+    # once ended, it no longer cuts what is left of its day
+    assert not rules.disruption_hits(chef_away, date(2026, 11, 23), "Asia/Shanghai", now=chef_away.ends_at)
+    assert rules.disruption_hits(chef_away, date(2026, 11, 23), "Asia/Shanghai", now=start)
     short = Disruption(start, None, max_units=30)
     assert rules.daily_cap(100, 1.0, [chef_away]) == 50
     assert rules.daily_cap(100, 2.0, [chef_away, short]) == 30

@@ -6,7 +6,7 @@ Everything here runs inside the caller's unit of work and never commits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,19 +71,19 @@ class Inputs:
     holidays: dict[date, float] = field(default_factory=dict)
     disruptions: list[rules.Disruption] = field(default_factory=list)
     offers: dict[str, int] = field(default_factory=dict)
+    now: datetime | None = None
 
 
 def _inputs(uow: UnitOfWork, facts: dict[str, Any]) -> Inputs:
-    inputs = Inputs(facts, capacity_base(uow, facts), policy(uow).max_day_factor)
+    inputs = Inputs(facts, capacity_base(uow, facts), policy(uow).max_day_factor, now=uow.now)
     row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
     if row is not None:
         inputs.weekday_factors = {int(k): float(v) for k, v in (row.weekday_factors or {}).items()}
         inputs.holidays = {date.fromisoformat(k): float(v) for k, v in (row.holidays or {}).items()}
-    today_start, _ = rules.local_day_bounds(_today(uow, facts), facts["timezone"])
     for d in uow.session.scalars(select(CapacityDisruption).where(
             CapacityDisruption.store_id == facts["store_id"],
             or_(CapacityDisruption.deal_id.is_(None), CapacityDisruption.deal_id == facts["id"]),
-            or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > today_start))):
+            or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > uow.now))):
         inputs.disruptions.append(rules.Disruption(d.starts_at, d.ends_at, d.capacity_factor, d.max_units))
     inputs.offers = {o.key: o.cap for o in uow.session.scalars(select(CapOffer).where(CapOffer.deal_id == facts["id"]))}
     return inputs
@@ -97,7 +97,7 @@ def _plan(inputs: Inputs, day: date) -> dict[str, Any]:
     key = catalog_rules.date_bucket(day)
     offer = inputs.offers.get(key, inputs.facts["daily_cap"] or 0)
     factor = rules.day_factor(day, inputs.weekday_factors, inputs.holidays, inputs.max_factor)
-    hits = [d for d in inputs.disruptions if rules.disruption_hits(d, day, inputs.facts["timezone"])]
+    hits = [d for d in inputs.disruptions if rules.disruption_hits(d, day, inputs.facts["timezone"], inputs.now)]
     # a store with nothing declared is limited by its offer, so a disruption still cuts that
     capacity = None if inputs.base is None and not hits else rules.daily_cap(
         inputs.base if inputs.base is not None else offer, factor, hits)

@@ -210,8 +210,12 @@ def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def disruption_hits(dis: Disruption, day: date, tz: str) -> bool:
+def disruption_hits(dis: Disruption, day: date, tz: str, now: datetime | None = None) -> bool:
+    """Whether a disruption cuts the day's cap: it overlaps what is left of the day after `now`,
+    so one ended this afternoon no longer cuts today."""
     start, end = local_day_bounds(day, tz)
+    if now is not None:
+        start = max(start, now)
     return dis.starts_at < end and (dis.ends_at is None or dis.ends_at > start)
 
 
