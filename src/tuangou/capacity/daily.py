@@ -134,6 +134,8 @@ def recompute_deal(uow: UnitOfWork, deal_id: int, cause: str, days: list[date] |
     facts = catalog.deal_facts(uow, deal_id)
     if not _governed(facts) or facts["status"] == catalog_rules.DealStatus.DRAFT:
         return []
+    # two recomputes of one deal run one after the other, the second reading the first's inputs
+    facts = catalog.deal_facts(uow, deal_id, lock=True)
     inputs = _inputs(uow, facts)
     today = _today(uow, facts)
     last = facts["valid_until"].astimezone(ZoneInfo(facts["timezone"])).date()
@@ -168,14 +170,11 @@ def recompute_store(uow: UnitOfWork, store_id: int, cause: str) -> list[str]:
 
 
 def recompute_deal_upcoming(uow: UnitOfWork, deal_id: int) -> list[str]:
-    """Inside an open unit of work: recompute a deal's caps from today over the policy's horizon."""
+    """Inside an open unit of work: recompute a deal's caps over its existing buckets and the horizon."""
     facts = catalog.deal_facts(uow, deal_id)
     if not _governed(facts):
         return []
-    today = _today(uow, facts)
-    horizon = policy(uow).recompute_horizon_days
-    return recompute_deal(uow, deal_id, "daily capacity update",
-                          [today + timedelta(days=i) for i in range(horizon + 1)])
+    return recompute_deal(uow, deal_id, "daily capacity update")
 
 
 def set_offer(uow: UnitOfWork, deal_id: int, key: str, cap: int) -> None:

@@ -513,10 +513,13 @@ def buckets_of(uow: UnitOfWork, deal_id: int) -> list[rules.BucketState]:
 
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------
 
-def deal_facts(uow: UnitOfWork, deal_id: int) -> dict[str, Any]:
-    """Inside an open unit of work: plain facts of a deal and its store."""
-    row = uow.session.execute(select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id)
-                              .where(Deal.id == deal_id)).first()
+def deal_facts(uow: UnitOfWork, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """Inside an open unit of work: plain facts of a deal and its store (`lock`: hold the deal row
+    until commit, so changes derived from the deal's inputs are made one at a time)."""
+    q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).where(Deal.id == deal_id)
+    if lock:
+        q = q.with_for_update(of=Deal)
+    row = uow.session.execute(q.execution_options(populate_existing=True)).first()
     if row is None:
         raise NotFound(f"deal {deal_id} not found")
     d, tz = row

@@ -72,6 +72,7 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
     A raise needs `may_raise` (ops, or an approved change request); a decrease
     applies at once, and if it falls below what is sold the circuit breaker trips.
     """
+    catalog.deal_facts(uow, deal_id, lock=True)
     current = capacity.current_offer(uow, deal_id, key)
     if cap > current and not may_raise:
         raise Conflict(f"raising the cap of {key} from {current} to {cap} needs an approved inventory change "
