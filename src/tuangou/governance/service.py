@@ -158,14 +158,14 @@ def _compensate(uow: UnitOfWork, incident: OversaleIncident, facts: dict[str, An
     uow.session.add(IncidentOrder(incident_id=incident.id, order_id=order["id"], buyer_id=order["buyer_id"],
                                   outcome="postponed" if new_day else "refunded", new_date=new_day,
                                   refund_cents=refund, coupon_cents=coupon))
-    gift = f" and a {yuan(coupon)} no-threshold coupon" if coupon else ""
+    gift = f" You get a {yuan(coupon)} no-threshold coupon." if coupon else ""
     if new_day is not None:
         title = f"Order #{order['id']} moved to {new_day.isoformat()}"
         body = (f"{facts['title']} cannot serve everyone on {order['service_date']}. Your order is now for "
-                f"{new_day.isoformat()}; sorry. You get{gift}. You may also ask for a refund.")
+                f"{new_day.isoformat()}; sorry.{gift} You may also ask for a refund.")
     else:
         title = f"Order #{order['id']} refunded"
-        body = f"{facts['title']} cannot serve your order and no other date is free: {yuan(refund)} refunded{gift}."
+        body = f"{facts['title']} cannot serve your order and no other date is free: {yuan(refund)} refunded.{gift}"
     notify.notify_user(uow, order["buyer_id"], "oversale_compensation", title, body,
                        {"order_id": order["id"], "incident_id": incident.id,
                         "new_date": new_day.isoformat() if new_day else None, "coupon_cents": coupon,
