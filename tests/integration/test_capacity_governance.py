@@ -81,8 +81,11 @@ def test_safe_sales_from_a_store_declaration(stage):
     store = stage.store(merchant)
     stage.client.put(f"/api/v1/stores/{store}/capacity-declaration", headers=merchant,
                      json={"max_reception_per_day": 100})
-    r = stage.client.get(f"/api/v1/stores/{store}/safe-sales", params={"activity_days": 5})
+    r = stage.client.get(f"/api/v1/stores/{store}/safe-sales", headers=merchant, params={"activity_days": 5})
     assert r.json()["safe_sales"] == 400
+    _, other = stage.merchant("Other")
+    assert stage.client.get(f"/api/v1/stores/{store}/safe-sales", headers=other,
+                            params={"activity_days": 5}).status_code == 403
 
 
 def test_merchant_raise_needs_a_change_request_decrease_applies_at_once(stage):
@@ -220,3 +223,51 @@ def test_disruption_lowers_and_its_end_restores_the_cap_and_factors_apply(stage)
     _, other = stage.merchant("Other")
     assert stage.client.post(f"/api/v1/stores/{store}/disruptions", headers=other,
                              json={"kind": "other"}).status_code == 403
+
+
+def test_suggestion_follows_each_stores_time_zone_and_the_policy_hour(stage):
+    from datetime import UTC, datetime
+    _, shanghai = stage.merchant("Shanghai")
+    _, london = stage.merchant("London")
+    stage.clock.set(datetime(2026, 11, 22, 20, 0, tzinfo=UTC))
+    stage.deal(shanghai, stage.store(shanghai, tz="Asia/Shanghai"))
+    stage.deal(london, stage.store(london, tz="Europe/London"))
+    stage.client.put("/api/v1/governance-policy", headers=stage.ops,
+                     json={"changes": {"suggestion_hour": 9}, "reason": "stores open later this season"})
+
+    def suggested(who):
+        return len(stage.client.get("/api/v1/inbox", headers=who, params={"kind": "stock_suggestion"}).json()["items"])
+
+    # 08:30 in Shanghai: before the policy's 09:00
+    stage.clock.set(datetime(2026, 11, 23, 0, 30, tzinfo=UTC))
+    stage.tick("governance")
+    assert (suggested(shanghai), suggested(london)) == (0, 0)
+    # 09:30 in Shanghai, 01:30 in London
+    stage.clock.set(datetime(2026, 11, 23, 1, 30, tzinfo=UTC))
+    stage.tick("governance")
+    assert (suggested(shanghai), suggested(london)) == (1, 0)
+    # 09:05 in London
+    stage.clock.set(datetime(2026, 11, 23, 9, 5, tzinfo=UTC))
+    stage.tick("governance")
+    stage.tick("governance")
+    assert (suggested(shanghai), suggested(london)) == (1, 1)
+
+
+def test_a_cap_cut_that_only_hits_unpaid_holds_cancels_the_newest_and_keeps_selling(stage):
+    _, merchant = stage.merchant()
+    store = stage.store(merchant)
+    deal = stage.deal(merchant, store, daily_cap=8)
+    paid_buyer, first, second = stage.buyer(), stage.buyer(), stage.buyer()
+    stage.paid_order(paid_buyer, deal, 4)
+    older = stage.order(first, deal, 2).json()
+    newer = stage.order(second, deal, 2).json()
+    # when a disruption leaves room for 6
+    stage.client.post(f"/api/v1/stores/{store}/disruptions", headers=merchant,
+                      json={"kind": "machine_broken", "max_units": 6, "reason": "oven down"})
+    # then only the newest hold gives way; no incident, the deal stays on sale
+    assert stage.client.get(f"/api/v1/orders/{newer['id']}", headers=second).json()["status"] == "cancelled"
+    assert stage.client.get(f"/api/v1/orders/{older['id']}", headers=first).json()["status"] == "reserved"
+    day = cap_of(stage, deal, today(stage))
+    assert (day["cap"], day["sold"], day["reserved"]) == (6, 4, 2)
+    assert stage.client.get("/api/v1/oversale-incidents", headers=merchant).json()["items"] == []
+    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "published"

@@ -144,5 +144,6 @@ def safe_sales(uow: ReadUoW, daily_reception: int = Query(ge=0, le=10_000_000),
 
 
 @router.get("/stores/{store_id}/safe-sales", summary="Safe sales of a multi-day campaign from the declaration")
-def store_safe_sales(store_id: int, uow: ReadUoW, activity_days: int = Query(ge=1, le=366)) -> dict[str, Any]:
-    return service.safe_sales_for_store(uow, store_id, activity_days)
+def store_safe_sales(store_id: int, p: Merchant, uow: ReadUoW, activity_days: int = Query(ge=1, le=366)
+                     ) -> dict[str, Any]:
+    return service.safe_sales_for_store(uow, p, store_id, activity_days)

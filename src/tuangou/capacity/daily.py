@@ -222,10 +222,10 @@ def deal_day_caps(uow: UnitOfWork, actor: Principal | None, deal_id: int, start:
         return out
 
 
-def safe_sales_for_store(uow: UnitOfWork, store_id: int, activity_days: int) -> dict[str, Any]:
+def safe_sales_for_store(uow: UnitOfWork, actor: Principal, store_id: int, activity_days: int) -> dict[str, Any]:
     """The safe-sales calculator on a store's declared daily reception (or bottleneck)."""
     with uow:
-        catalog.store_facts(uow, store_id)
+        catalog.store_facts(uow, store_id, actor)
         row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == store_id))
         if row is None:
             raise ValidationFailed("the store has declared no capacity", code="capacity_not_declared")

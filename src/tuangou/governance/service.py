@@ -95,26 +95,32 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
 # ---- the circuit breaker (A4) ------------------------------------------------------------------------
 
 def trip_circuit_breaker(uow: UnitOfWork, deal_id: int, key: str, cause: str) -> dict[str, Any] | None:
-    """Inside an open unit of work: a bucket holds more than its cap. Delist the deal, cancel unpaid
-    holds on the bucket, move the over-sold paid orders (newest first by default) to a new date or
-    refund them, give each buyer a compensation coupon and record the incident."""
+    """Inside an open unit of work: a bucket holds more than its cap.
+
+    If only unpaid holds are over, the newest give way. If paid units are over, the deal is
+    delisted, every hold on the bucket ends, and the over-sold paid orders (newest first by
+    default) move to a new date or are refunded, each buyer gets a compensation coupon and the
+    incident is recorded."""
     bucket = _bucket(uow, deal_id, key)
     if bucket is None or bucket.sold + bucket.reserved <= bucket.cap:
         return None
     facts = catalog.deal_facts(uow, deal_id)
     pol = capacity.policy(uow)
+    if bucket.sold <= bucket.cap:
+        # only unpaid holds are over: the newest give way, the deal stays on sale
+        orders.cancel_reservations_on(uow, deal_id, key, f"{facts['title']} can no longer serve this hold: {cause}",
+                                      units=bucket.sold + bucket.reserved - bucket.cap)
+        record_event(uow.session, "HoldsCancelled", {"deal_id": deal_id, "bucket": key}, uow.now,
+                     merchant_id=facts["merchant_id"])
+        return None
     catalog.delist(uow, deal_id, f"circuit breaker: {cause}")
     orders.cancel_reservations_on(uow, deal_id, key, f"{facts['title']} was taken off sale: {cause}")
     bucket = _bucket(uow, deal_id, key)
     assert bucket is not None
     over = bucket.sold - bucket.cap
     notify.notify_merchant(uow, facts["merchant_id"], "deal_delisted", f"{facts['title']} was delisted",
-                           f"Its cap for {key} fell to {bucket.cap} below {bucket.sold + bucket.reserved} "
-                           f"sold or held ({cause}).", {"deal_id": deal_id, "bucket": key}, "critical")
-    if over <= 0:
-        record_event(uow.session, "CircuitBreakerTripped", {"deal_id": deal_id, "bucket": key, "over": 0},
-                     uow.now, merchant_id=facts["merchant_id"])
-        return None
+                           f"Its cap for {key} fell to {bucket.cap}, below the {bucket.sold} sold ({cause}).",
+                           {"deal_id": deal_id, "bucket": key}, "critical")
     incident = OversaleIncident(deal_id=deal_id, merchant_id=facts["merchant_id"], category=facts["category"],
                                 bucket=key, cap=bucket.cap, sold=bucket.sold, over=over, cause=cause,
                                 created_at=uow.now)

@@ -562,18 +562,22 @@ def paid_orders_on(uow: UnitOfWork, deal_id: int, bucket: str) -> list[dict[str,
 
 # ---- for capacity governance (governance/ circuit breaker) ---------------------------------------------
 
-def cancel_reservations_on(uow: UnitOfWork, deal_id: int, bucket: str, reason: str) -> int:
-    """Inside an open unit of work: end every unpaid hold on a bucket; their units return at once."""
+def cancel_reservations_on(uow: UnitOfWork, deal_id: int, bucket: str, reason: str,
+                           units: int | None = None) -> int:
+    """Inside an open unit of work: end unpaid holds on a bucket, newest first, until `units` are
+    released (all of them with None); their units return at once. Returns the units released."""
     rows = list(uow.session.scalars(select(Order).where(Order.deal_id == deal_id,
                                                          Order.status == rules.OrderStatus.RESERVED)
-                                    .order_by(Order.id)))
-    n = 0
+                                    .order_by(Order.created_at.desc(), Order.id.desc())))
+    released = 0
     for order in rows:
+        if units is not None and released >= units:
+            break
         if bucket in (order.buckets or []) and _end_reservation(uow, order, rules.OrderStatus.CANCELLED):
             notify.notify_user(uow, order.buyer_id, "order_cancelled", f"Order #{order.id} cancelled", reason,
                                {"order_id": order.id})
-            n += 1
-    return n
+            released += order.quantity
+    return released
 
 
 def postpone_order_in_uow(uow: UnitOfWork, order_id: int, new_date: date, new_day_cap: int) -> bool:
