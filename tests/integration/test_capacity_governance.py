@@ -67,6 +67,8 @@ def test_policy_is_data_ops_change_it_with_a_reason(stage):
     bad = stage.client.put("/api/v1/governance-policy", headers=stage.ops,
                            json={"changes": {"red_flag_percent": 300}, "reason": "x"})
     assert bad.status_code == 422
+    assert stage.client.put("/api/v1/governance-policy", headers=stage.ops,
+                            json={"changes": {"warn_remaining": "ten"}, "reason": "x"}).status_code == 422
     r = stage.client.put("/api/v1/governance-policy", headers=stage.ops,
                          json={"changes": {"safe_sales_ratio": 0.5}, "reason": "cautious season"})
     assert r.status_code == 200 and r.json()["safe_sales_ratio"] == 0.5
@@ -197,6 +199,14 @@ def test_stock_counts_show_the_difference_and_alert_when_low(stage):
     r = stage.client.post(f"/api/v1/deals/{deal}/stock-counts", headers=merchant, json={"counted": 20})
     assert r.json()["difference"] == 12
     assert stage.client.get(f"/api/v1/deals/{deal}/stock-counts", headers=merchant).json()["online"] == 8
+    # the restock goes through a change request on the stock bucket
+    req = stage.client.post(f"/api/v1/deals/{deal}/inventory-change-requests", headers=merchant,
+                            data={"bucket": "stock", "requested_cap": "25", "reason": "found 12 in the back room"},
+                            files={"evidence": ("count.jpg", b"photo of the shelf", "image/jpeg")}).json()
+    assert req["current_cap"] == 13
+    stage.client.post(f"/api/v1/inventory-change-requests/{req['id']}/decision", headers=stage.ops,
+                      json={"decision": "approve", "reason": "matches the count"})
+    assert stage.client.get(f"/api/v1/deals/{deal}/stock-counts", headers=merchant).json()["online"] == 20
 
 
 def test_disruption_lowers_and_its_end_restores_the_cap_and_factors_apply(stage):

@@ -128,8 +128,11 @@ def test_policy_checks_and_merges():
             policy.max_day_factor, policy.safe_sales_ratio, policy.suggestion_hour) == (10, 85, 500, 2.0, 0.8, 8)
     assert policy.merged({"warn_remaining": 5}).warn_remaining == 5
     assert policy.merged({"suggestion_hour": 24}).problems() == ["suggestion_hour must be in 0..23"]
-    with pytest.raises(ValueError):
-        policy.merged({"nope": 1})
+    assert policy.merged({"max_day_factor": 2}).max_day_factor == 2.0
+    for bad in ({"nope": 1}, {"warn_remaining": "ten"}, {"warn_remaining": 1.5}, {"oversale_pick": 3},
+                {"suggestion_hour": True}):
+        with pytest.raises(ValueError):
+            policy.merged(bad)
 
 
 events = st.lists(st.one_of(

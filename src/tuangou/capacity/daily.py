@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from tuangou.capacity import rules
 from tuangou.capacity.models import (
@@ -179,7 +179,6 @@ def recompute_deal_upcoming(uow: UnitOfWork, deal_id: int) -> list[str]:
 
 def set_offer(uow: UnitOfWork, deal_id: int, key: str, cap: int) -> None:
     """Inside an open unit of work: the merchant's own cap for one bucket."""
-    from sqlalchemy import update
     if not insert_ignore(uow.session, CapOffer.__table__, {"deal_id": deal_id, "key": key, "cap": cap},
                          ["deal_id", "key"]):
         uow.session.execute(update(CapOffer).where(CapOffer.deal_id == deal_id, CapOffer.key == key)

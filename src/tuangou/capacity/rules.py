@@ -72,11 +72,20 @@ class GovernancePolicy:
         return out
 
     def merged(self, changes: dict[str, Any]) -> GovernancePolicy:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
+        known = {f.name: str if isinstance(getattr(self, f.name), str) else type(getattr(self, f.name))
+                 for f in fields(self)}
+        unknown = sorted(set(changes) - set(known))
         if unknown:
             raise ValueError(f"unknown policy fields: {', '.join(unknown)}")
-        return replace(self, **changes)
+        typed: dict[str, Any] = {}
+        for name, value in changes.items():
+            want = known[name]
+            ok = (isinstance(value, (int, float)) if want is float else isinstance(value, want)) \
+                and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"{name} must be a {want.__name__}")
+            typed[name] = float(value) if want is float else value
+        return replace(self, **typed)
 
 
 # ---- declarations and bottlenecks (A1, A3) --------------------------------------------------------

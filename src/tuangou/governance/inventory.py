@@ -7,6 +7,7 @@ with its SHA-256); only an ops approval changes the cap. Decreases never wait.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -51,7 +52,6 @@ def _view(r: InventoryChangeRequest) -> dict[str, Any]:
 def _check_key(key: str) -> None:
     if key in (catalog_rules.STOCK_BUCKET, catalog_rules.TOTAL_BUCKET):
         return
-    from datetime import date
     try:
         date.fromisoformat(key.split("@", 1)[0])
     except ValueError as exc:
