@@ -152,6 +152,8 @@ def recompute_deal(uow: UnitOfWork, deal_id: int, cause: str, days: list[date] |
         bucket = buckets.get(plan["key"])
         if bucket is not None and bucket.cap == plan["cap"]:
             continue
+        if bucket is None and plan["cap"] == (facts["daily_cap"] or 0):
+            continue  # the first order makes this bucket with the deal's daily cap, which is right
         moved = catalog.apply_cap(uow, deal_id, plan["key"], plan["cap"], allow_below_sold=True)
         if moved["sold"] > moved["cap"] or moved["over"] > 0:
             tripped.append(plan["key"])
@@ -167,6 +169,22 @@ def recompute_store(uow: UnitOfWork, store_id: int, cause: str) -> list[str]:
     for deal_id in catalog.deal_ids(uow, store_id=store_id, statuses=("published", "delisted")):
         tripped += [f"{deal_id}:{k}" for k in recompute_deal(uow, deal_id, cause)]
     return tripped
+
+
+def governed_deal_ids(uow: UnitOfWork) -> list[int]:
+    """Inside an open unit of work: live deals whose caps capacity inputs can move (a declaration,
+    a disruption not long over, an approved audit, an offer); the others keep their own caps."""
+    stores = set(uow.session.scalars(select(CapacityDeclaration.store_id)))
+    stores |= set(uow.session.scalars(select(CapacityDisruption.store_id).where(
+        or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > uow.now - timedelta(days=1)))))
+    deals = set(uow.session.scalars(select(CapacityAudit.deal_id).where(
+        CapacityAudit.status == rules.AuditStatus.APPROVED)))
+    deals |= set(uow.session.scalars(select(CapOffer.deal_id)))
+    live = catalog.deal_ids(uow, statuses=("published",))
+    if not stores and not deals:
+        return []
+    by_store = {d for s in stores for d in catalog.deal_ids(uow, store_id=s, statuses=("published",))}
+    return sorted((deals & set(live)) | by_store)
 
 
 def recompute_deal_upcoming(uow: UnitOfWork, deal_id: int) -> list[str]:

@@ -25,6 +25,7 @@ from tuangou.capacity.daily import (
     day_target,
     deal_day_caps,
     declaration_of,
+    governed_deal_ids,
     policy,
     recompute_deal,
     recompute_deal_upcoming,
@@ -368,7 +369,7 @@ def list_disruptions(uow: UnitOfWork, actor: Principal, store_id: int) -> list[d
 def refresh_daily_caps(uow: UnitOfWork) -> int:
     """Recompute the coming days' caps of every live deal, one deal per transaction."""
     with uow:
-        ids = catalog.deal_ids(uow, statuses=("published",))
+        ids = governed_deal_ids(uow)
     tripped = 0
     for deal_id in ids:
         with uow:

@@ -583,3 +583,10 @@ def take_sold(uow: UnitOfWork, deal_id: int, key: str, qty: int, default_cap: in
         CapacityBucket.sold + CapacityBucket.reserved + qty <= CapacityBucket.cap)
         .values(sold=CapacityBucket.sold + qty)).rowcount  # type: ignore[attr-defined]
     return bool(moved)
+
+
+def live_deals(uow: UnitOfWork) -> list[tuple[int, int, str]]:
+    """Inside an open unit of work: (deal id, merchant id, store time zone) of every published deal."""
+    rows = uow.session.execute(select(Deal.id, Deal.merchant_id, Store.timezone).join(Store, Store.id == Deal.store_id)
+                               .where(Deal.status == rules.DealStatus.PUBLISHED).order_by(Deal.id))
+    return [(int(d), int(m), str(tz)) for d, m, tz in rows]
