@@ -235,6 +235,10 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal.id).values(open=True))
         deal.status = rules.DealStatus.PUBLISHED
         deal.published_at = uow.now
+        # capacity governance: a large promotion needs an approved audit; caps follow the store's capacity
+        from tuangou.capacity import service as capacity
+        uow.session.flush()
+        capacity.on_publish(uow, deal.id)
         record_event(uow.session, "DealPublished", {"deal_id": deal.id}, uow.now, merchant_id=deal.merchant_id)
         if actor.role == Role.OPS:
             record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="publish_deal",
@@ -409,14 +413,17 @@ def set_bucket_cap(uow: UnitOfWork, actor: Principal, deal_id: int, key: str, ca
                    ) -> dict[str, Any]:
     """Set the cap of one bucket (a service date, a slot, `total` or `stock`).
 
-    A cap below what is already sold or held is refused here; capacity governance
-    handles such losses with its circuit breaker.
+    Capacity governance decides: a merchant's raise needs an approved inventory
+    change request (refused with `change_request_required`); a decrease applies at
+    once, and one below what is sold trips the circuit breaker.
     """
     with uow:
         deal = own_deal(uow, actor, deal_id, for_update=True)
         if cap < 0:
             raise ValidationFailed("cap must be >= 0")
-        result = apply_cap(uow, deal.id, key, cap, allow_below_sold=False)
+        from tuangou.governance import service as governance
+        result = governance.set_cap(uow, deal.id, key, cap, may_raise=actor.role == Role.OPS,
+                                    cause=reason or f"cap of {key} lowered to {cap}")
         if actor.role == Role.OPS:
             record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_cap",
                          target=f"deal:{deal_id}:{key}", reason=reason, now=uow.now, details={"cap": cap})
@@ -550,3 +557,66 @@ def buckets_of(uow: UnitOfWork, deal_id: int) -> list[rules.BucketState]:
     return [rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open) for b in uow.session.scalars(
         select(CapacityBucket).where(CapacityBucket.deal_id == deal_id).order_by(CapacityBucket.key)
         .execution_options(populate_existing=True))]
+
+
+# ---- for capacity governance (capacity/, governance/) ------------------------------------------------
+
+def deal_facts(uow: UnitOfWork, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """Inside an open unit of work: plain facts of a deal and its store (`lock`: hold the deal row
+    until commit, so changes derived from the deal's inputs are made one at a time)."""
+    q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).where(Deal.id == deal_id)
+    if lock:
+        q = q.with_for_update(of=Deal)
+    row = uow.session.execute(q.execution_options(populate_existing=True)).first()
+    if row is None:
+        raise NotFound(f"deal {deal_id} not found")
+    d, tz = row
+    return {"id": d.id, "store_id": d.store_id, "merchant_id": d.merchant_id, "title": d.title, "kind": d.kind,
+            "category": d.category, "price_cents": d.price_cents, "daily_cap": d.daily_cap,
+            "slots": {k: int(v) for k, v in (d.slots or {}).items()}, "large_promotion": d.large_promotion,
+            "status": d.status, "valid_from": d.valid_from, "valid_until": d.valid_until, "timezone": tz}
+
+
+def deal_ids(uow: UnitOfWork, *, store_id: int | None = None, merchant_id: int | None = None,
+             statuses: tuple[str, ...] = ()) -> list[int]:
+    """Inside an open unit of work: ids of deals, optionally of one store or merchant, in some statuses."""
+    q = select(Deal.id).order_by(Deal.id)
+    if store_id is not None:
+        q = q.where(Deal.store_id == store_id)
+    if merchant_id is not None:
+        q = q.where(Deal.merchant_id == merchant_id)
+    if statuses:
+        q = q.where(Deal.status.in_(statuses))
+    return list(uow.session.scalars(q))
+
+
+def store_facts(uow: UnitOfWork, store_id: int, actor: Principal | None = None) -> dict[str, Any]:
+    """Inside an open unit of work: a store's facts; with `actor`, only if ops or its merchant."""
+    store = _own_store(uow, actor, store_id) if actor is not None else uow.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} not found")
+    return {"id": store.id, "merchant_id": store.merchant_id, "name": store.name, "category": store.category,
+            "timezone": store.timezone}
+
+
+def take_sold(uow: UnitOfWork, deal_id: int, key: str, qty: int, default_cap: int) -> bool:
+    """Inside an open unit of work: add `qty` sold units to a bucket if they fit under its cap.
+
+    Used to move a paid order to another date even while the deal is delisted, so
+    the `open` flag is not checked; a missing bucket is created with `default_cap`.
+    """
+    insert_ignore(uow.session, CapacityBucket.__table__, {
+        "deal_id": deal_id, "key": key, "cap": default_cap, "sold": 0, "reserved": 0, "open": False},
+        ["deal_id", "key"])
+    moved = uow.session.execute(update(CapacityBucket).where(
+        CapacityBucket.deal_id == deal_id, CapacityBucket.key == key,
+        CapacityBucket.sold + CapacityBucket.reserved + qty <= CapacityBucket.cap)
+        .values(sold=CapacityBucket.sold + qty)).rowcount  # type: ignore[attr-defined]
+    return bool(moved)
+
+
+def live_deals(uow: UnitOfWork) -> list[tuple[int, int, str]]:
+    """Inside an open unit of work: (deal id, merchant id, store time zone) of every published deal."""
+    rows = uow.session.execute(select(Deal.id, Deal.merchant_id, Store.timezone).join(Store, Store.id == Deal.store_id)
+                               .where(Deal.status == rules.DealStatus.PUBLISHED).order_by(Deal.id))
+    return [(int(d), int(m), str(tz)) for d, m, tz in rows]

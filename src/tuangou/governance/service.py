@@ -1,12 +1,327 @@
-"""Capacity governance while selling. STUB interface until that work lands."""
+"""Governance while selling: red-line warnings, the circuit breaker and over-sale incidents,
+cap changes, the 08:00 stock suggestion and the hourly sales push (A2, A4, A5).
+
+Inventory change requests and stock counts (A10, C5) are in governance/inventory.py.
+"""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from tuangou.core.db import UnitOfWork
+from sqlalchemy import select
+
+from tuangou.capacity import rules as capacity_rules
+from tuangou.capacity import service as capacity
+from tuangou.catalog import rules as catalog_rules
+from tuangou.catalog import service as catalog
+from tuangou.core.auth import Principal, Role
+from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.errors import Conflict, NotFound
+from tuangou.core.money import yuan
+from tuangou.core.outbox import record_event
+from tuangou.governance.models import IncidentOrder, OversaleIncident, RedLineWarning, ScheduledSend
+from tuangou.notify import service as notify
+from tuangou.orders import service as orders
+
+# ---- red line (A4) ---------------------------------------------------------------------------------
+
+
+def warn_near_red_line(uow: UnitOfWork, ctx: catalog.DealContext, order: Any,
+                       states: list[catalog_rules.BucketState]) -> None:
+    """Order-placed hook: warn the merchant once per warning line crossed, and when sold out.
+
+    The (deal, bucket, kind, line) row is inserted if absent; only the transaction
+    that inserts it sends the message, so concurrent orders warn once.
+    """
+    pol: capacity_rules.GovernancePolicy | None = None
+    for s in states:
+        if s.key == catalog_rules.TOTAL_BUCKET:
+            continue
+        after = s.sold + s.reserved
+        before = after - order.quantity
+        pol = pol or capacity.policy(uow)
+        threshold = pol.low_stock_units if s.key == catalog_rules.STOCK_BUCKET else pol.warn_remaining
+        line = capacity_rules.red_line_crossed(s.cap, before, after, threshold)
+        if line is not None and _first(uow, ctx.id, s.key, "red_line", line):
+            notify.notify_merchant(uow, ctx.merchant_id, "red_line_warning",
+                                   f"{s.remaining} more and you exceed: {ctx.title} ({s.key})",
+                                   "Add stock (file a change request) or stop selling.",
+                                   {"deal_id": ctx.id, "bucket": s.key, "remaining": s.remaining}, "warning")
+        if before < s.cap <= after and _first(uow, ctx.id, s.key, "sold_out", s.cap):
+            notify.notify_merchant(uow, ctx.merchant_id, "sold_out", f"Sold out: {ctx.title} ({s.key})",
+                                   "Further orders get sold_out.", {"deal_id": ctx.id, "bucket": s.key})
+
+
+def _first(uow: UnitOfWork, deal_id: int, bucket: str, kind: str, line: int) -> bool:
+    return bool(insert_ignore(uow.session, RedLineWarning.__table__, {
+        "deal_id": deal_id, "bucket": bucket, "kind": kind, "line": line, "created_at": uow.now},
+        ["deal_id", "bucket", "kind", "line"]))
+
+
+if warn_near_red_line not in orders.ORDER_PLACED_HOOKS:
+    orders.ORDER_PLACED_HOOKS.append(warn_near_red_line)
+
+
+# ---- cap changes -------------------------------------------------------------------------------------
+
+def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: bool, cause: str) -> dict[str, Any]:
+    """Inside an open unit of work: the merchant's cap for a bucket becomes `cap`.
+
+    A raise needs `may_raise` (ops, or an approved change request); a decrease
+    applies at once, and if it falls below what is sold the circuit breaker trips.
+    """
+    catalog.deal_facts(uow, deal_id, lock=True)
+    current = capacity.current_offer(uow, deal_id, key)
+    if cap > current and not may_raise:
+        raise Conflict(f"raising the cap of {key} from {current} to {cap} needs an approved inventory change "
+                       f"request: POST /api/v1/deals/{deal_id}/inventory-change-requests",
+                       code="change_request_required", current_cap=current)
+    capacity.set_offer(uow, deal_id, key, cap)
+    target = cap
+    facts = catalog.deal_facts(uow, deal_id)
+    if key[:1].isdigit() and "@" not in key and not facts["slots"] and facts["kind"] == "voucher":
+        target = capacity.day_target(uow, deal_id, date.fromisoformat(key))
+    result = catalog.apply_cap(uow, deal_id, key, target, allow_below_sold=True)
+    if result["over"] > 0:
+        trip_circuit_breaker(uow, deal_id, key, cause)
+        result = next({"key": b.key, "cap": b.cap, "sold": b.sold, "reserved": b.reserved,
+                       "over": max(0, b.sold + b.reserved - b.cap)}
+                      for b in catalog.buckets_of(uow, deal_id) if b.key == key)
+    return {**result, "offer": cap}
+
+
+# ---- the circuit breaker (A4) ------------------------------------------------------------------------
+
+def trip_circuit_breaker(uow: UnitOfWork, deal_id: int, key: str, cause: str) -> dict[str, Any] | None:
+    """Inside an open unit of work: a bucket holds more than its cap.
+
+    If only unpaid holds are over, the newest give way. If paid units are over, the deal is
+    delisted, every hold on the bucket ends, and the over-sold paid orders (newest first by
+    default) move to a new date or are refunded, each buyer gets a compensation coupon and the
+    incident is recorded."""
+    bucket = _bucket(uow, deal_id, key)
+    if bucket is None or bucket.sold + bucket.reserved <= bucket.cap:
+        return None
+    facts = catalog.deal_facts(uow, deal_id)
+    pol = capacity.policy(uow)
+    if bucket.sold <= bucket.cap:
+        # only unpaid holds are over: the newest give way, the deal stays on sale
+        orders.cancel_reservations_on(uow, deal_id, key, f"{facts['title']} can no longer serve this hold: {cause}",
+                                      units=bucket.sold + bucket.reserved - bucket.cap)
+        record_event(uow.session, "HoldsCancelled", {"deal_id": deal_id, "bucket": key}, uow.now,
+                     merchant_id=facts["merchant_id"])
+        return None
+    catalog.delist(uow, deal_id, f"circuit breaker: {cause}")
+    orders.cancel_reservations_on(uow, deal_id, key, f"{facts['title']} was taken off sale: {cause}")
+    bucket = _bucket(uow, deal_id, key)
+    assert bucket is not None
+    over = bucket.sold - bucket.cap
+    notify.notify_merchant(uow, facts["merchant_id"], "deal_delisted", f"{facts['title']} was delisted",
+                           f"Its cap for {key} fell to {bucket.cap}, below the {bucket.sold} sold ({cause}).",
+                           {"deal_id": deal_id, "bucket": key}, "critical")
+    incident = OversaleIncident(deal_id=deal_id, merchant_id=facts["merchant_id"], category=facts["category"],
+                                bucket=key, cap=bucket.cap, sold=bucket.sold, over=over, cause=cause,
+                                created_at=uow.now)
+    uow.session.add(incident)
+    uow.session.flush()
+    paid = {o["id"]: o for o in orders.paid_orders_on(uow, deal_id, key)}
+    chosen = capacity_rules.pick_oversold([capacity_rules.PaidOrder(o["id"], o["quantity"], o["created_at"])
+                                          for o in paid.values()], over, pol.oversale_pick)
+    for order_id in chosen:
+        _compensate(uow, incident, facts, paid[order_id], pol)
+    ref = f"incident:{incident.id}"
+    from tuangou.merchants import service as merchants  # accountability may read governance: import late
+    merchants.record_violation(uow, merchant_id=facts["merchant_id"], category=facts["category"], kind="oversale",
+                               ref=ref, reason=f"{over} unit(s) over the cap on {key}: {cause}")
+    notify.notify_ops(uow, "oversale_incident", f"Over-sale incident #{incident.id} on deal {deal_id}",
+                      f"{over} over the cap on {key}; {len(chosen)} order(s) handled.", {"incident_id": incident.id},
+                      "warning")
+    record_event(uow.session, "OversaleIncidentRecorded", {"incident_id": incident.id, "deal_id": deal_id,
+                                                           "bucket": key, "over": over, "orders": chosen},
+                 uow.now, merchant_id=facts["merchant_id"])
+    return _incident_view(uow, incident)
+
+
+def _bucket(uow: UnitOfWork, deal_id: int, key: str) -> catalog_rules.BucketState | None:
+    return next((b for b in catalog.buckets_of(uow, deal_id) if b.key == key), None)
+
+
+def _compensate(uow: UnitOfWork, incident: OversaleIncident, facts: dict[str, Any], order: dict[str, Any],
+                pol: capacity_rules.GovernancePolicy) -> None:
+    new_day = _postpone(uow, facts, order, pol)
+    refund = 0
+    if new_day is None:
+        refund = orders.refund_in_uow(uow, order["id"], None, f"over-sold: {facts['title']} cannot be served")
+    coupon = pol.compensation_coupon_cents
+    if coupon > 0:
+        from tuangou.disputes import service as disputes  # disputes reads our incidents: import late
+        disputes.issue_compensation_coupon(uow, buyer_id=order["buyer_id"], amount_cents=coupon,
+                                           reason=f"over-sold {facts['title']}",
+                                           ref=f"incident:{incident.id}:order:{order['id']}", threshold_cents=0,
+                                           valid_days=pol.coupon_valid_days)
+    uow.session.add(IncidentOrder(incident_id=incident.id, order_id=order["id"], buyer_id=order["buyer_id"],
+                                  outcome="postponed" if new_day else "refunded", new_date=new_day,
+                                  refund_cents=refund, coupon_cents=coupon))
+    gift = f" You get a {yuan(coupon)} no-threshold coupon." if coupon else ""
+    if new_day is not None:
+        title = f"Order #{order['id']} moved to {new_day.isoformat()}"
+        body = (f"{facts['title']} cannot serve everyone on {order['service_date']}. Your order is now for "
+                f"{new_day.isoformat()}; sorry.{gift} You may also ask for a refund.")
+    else:
+        title = f"Order #{order['id']} refunded"
+        body = f"{facts['title']} cannot serve your order and no other date is free: {yuan(refund)} refunded.{gift}"
+    notify.notify_user(uow, order["buyer_id"], "oversale_compensation", title, body,
+                       {"order_id": order["id"], "incident_id": incident.id,
+                        "new_date": new_day.isoformat() if new_day else None, "coupon_cents": coupon,
+                        "refund_cents": refund}, "warning")
+
+
+def _postpone(uow: UnitOfWork, facts: dict[str, Any], order: dict[str, Any],
+              pol: capacity_rules.GovernancePolicy) -> date | None:
+    if order["service_date"] is None:
+        return None
+    zone = ZoneInfo(facts["timezone"])
+    last = facts["valid_until"].astimezone(zone).date()
+    start: date = max(order["service_date"], uow.now.astimezone(zone).date())
+    for i in range(1, pol.postpone_search_days + 1):
+        day = start + timedelta(days=i)
+        if day > last:
+            break
+        if orders.postpone_order_in_uow(uow, order["id"], day,
+                                        capacity.day_target(uow, facts["id"], day, order["slot"])):
+            return day
+    return None
+
+
+def _incident_view(uow: UnitOfWork, incident: OversaleIncident) -> dict[str, Any]:
+    affected = uow.session.scalars(select(IncidentOrder).where(IncidentOrder.incident_id == incident.id)
+                                   .order_by(IncidentOrder.id))
+    return {"id": incident.id, "deal_id": incident.deal_id, "merchant_id": incident.merchant_id,
+            "category": incident.category, "bucket": incident.bucket, "cap": incident.cap, "sold": incident.sold,
+            "over": incident.over, "cause": incident.cause, "created_at": incident.created_at.isoformat(),
+            "ref": f"incident:{incident.id}",
+            "orders": [{"order_id": a.order_id, "buyer_id": a.buyer_id, "outcome": a.outcome,
+                        "new_date": a.new_date.isoformat() if a.new_date else None, "refund_cents": a.refund_cents,
+                        "coupon_cents": a.coupon_cents} for a in affected]}
 
 
 def oversale_incident_for_order(uow: UnitOfWork, order_id: int) -> dict[str, Any] | None:
-    """Inside an open unit of work: the over-sale incident that hit this order, if any."""
-    return None
+    """Inside an open unit of work: the (latest) over-sale incident that hit this order, if any."""
+    row = uow.session.execute(select(OversaleIncident, IncidentOrder.order_id).join(
+        IncidentOrder, IncidentOrder.incident_id == OversaleIncident.id).where(IncidentOrder.order_id == order_id)
+        .order_by(OversaleIncident.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    incident = row[0]
+    return {"id": incident.id, "deal_id": incident.deal_id, "merchant_id": incident.merchant_id,
+            "order_id": order_id, "category": incident.category, "ref": f"incident:{incident.id}",
+            "bucket": incident.bucket, "created_at": incident.created_at}
+
+
+def list_incidents(uow: UnitOfWork, actor: Principal, deal_id: int | None = None) -> list[dict[str, Any]]:
+    with uow:
+        q = select(OversaleIncident).order_by(OversaleIncident.id.desc()).limit(200)
+        if actor.role == Role.MERCHANT:
+            q = q.where(OversaleIncident.merchant_id == actor.merchant_id)
+        else:
+            actor.require(Role.OPS)
+        if deal_id:
+            q = q.where(OversaleIncident.deal_id == deal_id)
+        return [_incident_view(uow, i) for i in uow.session.scalars(q)]
+
+
+def get_incident(uow: UnitOfWork, actor: Principal, incident_id: int) -> dict[str, Any]:
+    with uow:
+        incident = uow.session.get(OversaleIncident, incident_id)
+        if incident is None or not (actor.role == Role.OPS or actor.merchant_id == incident.merchant_id):
+            raise NotFound(f"incident {incident_id} not found")
+        return _incident_view(uow, incident)
+
+
+# ---- scheduled pushes (A2, A5) -----------------------------------------------------------------------
+
+def _claim_send(uow: UnitOfWork, kind: str, subject_id: int, period: str) -> bool:
+    return bool(insert_ignore(uow.session, ScheduledSend.__table__, {
+        "kind": kind, "subject_id": subject_id, "period": period, "created_at": uow.now},
+        ["kind", "subject_id", "period"]))
+
+
+SEND_BATCH = 500  # sends per tick: a tick stays short, the rest go out on the next ticks
+
+
+def _sent(uow: UnitOfWork, kind: str, period: str) -> set[int]:
+    return set(uow.session.scalars(select(ScheduledSend.subject_id).where(ScheduledSend.kind == kind,
+                                                                          ScheduledSend.period == period)))
+
+
+def send_daily_suggestions(uow: UnitOfWork) -> int:
+    """From 08:00 store-local time, each live deal's merchant gets today's stock suggestion, once a day."""
+    sent = 0
+    with uow:
+        pol = capacity.policy(uow)
+        by_zone: dict[str, list[int]] = {}
+        for deal_id, _, tz in catalog.live_deals(uow):
+            by_zone.setdefault(tz, []).append(deal_id)
+        due: list[tuple[int, str]] = []
+        for tz, deal_ids in sorted(by_zone.items()):
+            local = uow.now.astimezone(ZoneInfo(tz))
+            if local.hour < pol.suggestion_hour:
+                continue
+            period = local.date().isoformat()
+            done = _sent(uow, "suggestion", period)
+            due += [(d, period) for d in deal_ids if d not in done]
+        for deal_id, period in due[:SEND_BATCH]:
+            if not _claim_send(uow, "suggestion", deal_id, period):
+                continue
+            facts = catalog.deal_facts(uow, deal_id)
+            if facts["kind"] != "voucher" or facts["slots"]:
+                continue  # goods and slot deals have no daily capacity plan; claimed so they are not retried
+            plan = capacity.day_plan(uow, deal_id, date.fromisoformat(period))
+            can_serve = plan["capacity"] if plan["capacity"] is not None else plan["cap"]
+            title = f"Today you can serve {can_serve}; you have {plan['offer']} on sale: {facts['title']}"
+            body = ("Lower the cap now if you cannot serve them all." if plan["offer"] > can_serve
+                    else "Your offer fits what you can serve.")
+            notify.notify_merchant(uow, facts["merchant_id"], "stock_suggestion", title, body,
+                                   {"deal_id": deal_id, **plan})
+            sent += 1
+        uow.commit()
+    return sent
+
+
+def send_hourly_pushes(uow: UnitOfWork) -> int:
+    """Once an hour, each merchant with something on sale gets sold / remaining per deal (red past 85%)."""
+    sent = 0
+    with uow:
+        pol = capacity.policy(uow)
+        hour = uow.now.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%HZ")
+        by_merchant: dict[int, list[int]] = {}
+        for deal_id, merchant_id, _ in catalog.live_deals(uow):
+            by_merchant.setdefault(merchant_id, []).append(deal_id)
+        done = _sent(uow, "hourly", hour)
+        due = [m for m in sorted(by_merchant) if m not in done]
+        for merchant_id in due[:SEND_BATCH]:
+            if not _claim_send(uow, "hourly", merchant_id, hour):
+                continue
+            lines, red = [], 0
+            for deal_id in by_merchant[merchant_id]:
+                facts = catalog.deal_facts(uow, deal_id)
+                cap, sold, held = _today_counts(uow, facts)
+                line, flagged = capacity_rules.sales_line(facts["title"], cap, sold, held, pol.red_flag_percent)
+                lines.append(line)
+                red += flagged
+            count = len(by_merchant[merchant_id])
+            notify.notify_merchant(uow, merchant_id, "sales_push", f"Sales this hour: {count} deal(s) on sale"
+                                   + (f", {red} past {pol.red_flag_percent}%" if red else ""), "\n".join(lines),
+                                   {"hour": hour, "red_flags": red}, "warning" if red else "info")
+            sent += 1
+        uow.commit()
+    return sent
+
+
+def _today_counts(uow: UnitOfWork, facts: dict[str, Any]) -> tuple[int, int, int]:
+    today = uow.now.astimezone(ZoneInfo(facts["timezone"])).date().isoformat()
+    keys = [b for b in catalog.buckets_of(uow, facts["id"])
+            if (b.key == catalog_rules.STOCK_BUCKET if facts["kind"] == "goods" else b.key.split("@")[0] == today)]
+    return sum(b.cap for b in keys), sum(b.sold for b in keys), sum(b.reserved for b in keys)

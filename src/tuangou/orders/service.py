@@ -583,3 +583,49 @@ def open_refund_count(uow: UnitOfWork, order_ids: list[int]) -> int:
         return 0
     return len(list(uow.session.scalars(select(Refund.id).where(Refund.order_id.in_(order_ids),
                                                                 Refund.status == rules.RefundStatus.PENDING))))
+
+
+# ---- for capacity governance (governance/ circuit breaker) ---------------------------------------------
+
+def cancel_reservations_on(uow: UnitOfWork, deal_id: int, bucket: str, reason: str,
+                           units: int | None = None) -> int:
+    """Inside an open unit of work: end unpaid holds on a bucket, newest first, until `units` are
+    released (all of them with None); their units return at once. Returns the units released."""
+    rows = list(uow.session.scalars(select(Order).where(Order.deal_id == deal_id,
+                                                         Order.status == rules.OrderStatus.RESERVED)
+                                    .order_by(Order.created_at.desc(), Order.id.desc())))
+    released = 0
+    for order in rows:
+        if units is not None and released >= units:
+            break
+        if bucket in (order.buckets or []) and _end_reservation(uow, order, rules.OrderStatus.CANCELLED):
+            notify.notify_user(uow, order.buyer_id, "order_cancelled", f"Order #{order.id} cancelled", reason,
+                               {"order_id": order.id})
+            released += order.quantity
+    return released
+
+
+def postpone_order_in_uow(uow: UnitOfWork, order_id: int, new_date: date, new_day_cap: int) -> bool:
+    """Inside an open unit of work: move a paid order's unused vouchers to `new_date` if they fit there.
+
+    The units are taken on the new date's bucket with one conditional UPDATE
+    (never past its cap; `new_day_cap` if the bucket does not exist yet) and only
+    then released on the old one. Returns False, changing nothing, if they do not fit.
+    """
+    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None or order.status != rules.OrderStatus.PAID or order.service_date is None:
+        return False
+    qty = len(list(uow.session.scalars(select(Voucher.id).where(Voucher.order_id == order.id,
+                                                                 Voucher.status == rules.VoucherStatus.ISSUED))))
+    old_key = catalog_rules.date_bucket(order.service_date, order.slot)
+    new_key = catalog_rules.date_bucket(new_date, order.slot)
+    if qty == 0 or new_key == old_key or not catalog.take_sold(uow, order.deal_id, new_key, qty, new_day_cap):
+        return False
+    catalog.release_sold(uow, order.deal_id, [old_key], qty)
+    old_date = order.service_date
+    order.service_date = new_date
+    order.buckets = sorted(new_key if k == old_key else k for k in order.buckets)
+    record_event(uow.session, "OrderPostponed", {"order_id": order.id, "from": old_date.isoformat(),
+                                                 "to": new_date.isoformat(), "units": qty}, uow.now,
+                 merchant_id=order.merchant_id)
+    return True

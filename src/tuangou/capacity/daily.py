@@ -1,0 +1,255 @@
+"""The dynamic daily cap of voucher deals: inputs read once, one plan per day, buckets moved to match.
+
+Everything here runs inside the caller's unit of work and never commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+
+from tuangou.capacity import rules
+from tuangou.capacity.models import (
+    CapacityAudit,
+    CapacityDeclaration,
+    CapacityDisruption,
+    CapOffer,
+    DealConsumption,
+    GovernancePolicyRow,
+)
+from tuangou.catalog import rules as catalog_rules
+from tuangou.catalog import service as catalog
+from tuangou.core.auth import Principal
+from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.errors import ValidationFailed
+
+POLICY = "governance"
+
+
+def policy(uow: UnitOfWork) -> rules.GovernancePolicy:
+    """Inside an open unit of work: the current policy (stored values over the seed defaults)."""
+    row = uow.session.get(GovernancePolicyRow, POLICY)
+    base = rules.GovernancePolicy()
+    return base.merged(row.value) if row is not None else base
+
+
+def declaration_of(raw: dict[str, Any]) -> rules.Declaration:
+    plain = {k: v for k, v in raw.items() if k != "machines"}
+    return rules.Declaration(**plain, machines=tuple(rules.machines_from(raw.get("machines", []))))
+
+
+def approved_cap(uow: UnitOfWork, deal_id: int) -> int | None:
+    """Inside an open unit of work: the cap of the deal's latest approved audit, if any."""
+    return uow.session.scalar(select(CapacityAudit.approved_cap).where(
+        CapacityAudit.deal_id == deal_id, CapacityAudit.status == rules.AuditStatus.APPROVED)
+        .order_by(CapacityAudit.decided_at.desc(), CapacityAudit.id.desc()).limit(1))
+
+
+def capacity_base(uow: UnitOfWork, facts: dict[str, Any]) -> int | None:
+    """Units a day the store can serve of this deal: the approved audit, else the declared bottleneck."""
+    audited = approved_cap(uow, facts["id"])
+    if audited is not None:
+        return audited
+    row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
+    if row is None:
+        return None
+    use = uow.session.get(DealConsumption, facts["id"])
+    return rules.bottleneck(declaration_of(row.declaration),
+                            {k: float(v) for k, v in (use.consumption if use else {}).items()}).cap
+
+
+@dataclass
+class Inputs:
+    facts: dict[str, Any]
+    base: int | None
+    max_factor: float
+    weekday_factors: dict[int, float] = field(default_factory=dict)
+    holidays: dict[date, float] = field(default_factory=dict)
+    disruptions: list[rules.Disruption] = field(default_factory=list)
+    offers: dict[str, int] = field(default_factory=dict)
+    now: datetime | None = None
+
+
+def _inputs(uow: UnitOfWork, facts: dict[str, Any]) -> Inputs:
+    inputs = Inputs(facts, capacity_base(uow, facts), policy(uow).max_day_factor, now=uow.now)
+    row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
+    if row is not None:
+        inputs.weekday_factors = {int(k): float(v) for k, v in (row.weekday_factors or {}).items()}
+        inputs.holidays = {date.fromisoformat(k): float(v) for k, v in (row.holidays or {}).items()}
+    for d in uow.session.scalars(select(CapacityDisruption).where(
+            CapacityDisruption.store_id == facts["store_id"],
+            or_(CapacityDisruption.deal_id.is_(None), CapacityDisruption.deal_id == facts["id"]),
+            or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > uow.now))):
+        inputs.disruptions.append(rules.Disruption(d.starts_at, d.ends_at, d.capacity_factor, d.max_units))
+    inputs.offers = {o.key: o.cap for o in uow.session.scalars(select(CapOffer).where(CapOffer.deal_id == facts["id"]))}
+    return inputs
+
+
+def _today(uow: UnitOfWork, facts: dict[str, Any]) -> date:
+    return uow.now.astimezone(ZoneInfo(facts["timezone"])).date()
+
+
+def _plan(inputs: Inputs, day: date) -> dict[str, Any]:
+    key = catalog_rules.date_bucket(day)
+    offer = inputs.offers.get(key, inputs.facts["daily_cap"] or 0)
+    factor = rules.day_factor(day, inputs.weekday_factors, inputs.holidays, inputs.max_factor)
+    hits = [d for d in inputs.disruptions if rules.disruption_hits(d, day, inputs.facts["timezone"], inputs.now)]
+    # a store with nothing declared is limited by its offer, so a disruption still cuts that
+    capacity = None if inputs.base is None and not hits else rules.daily_cap(
+        inputs.base if inputs.base is not None else offer, factor, hits)
+    return {"service_date": day.isoformat(), "key": key, "base": inputs.base, "factor": factor,
+            "disruptions": len(hits), "capacity": capacity, "offer": offer,
+            "cap": rules.sellable_cap(offer, capacity)}
+
+
+def _governed(facts: dict[str, Any]) -> bool:
+    return facts["kind"] == catalog_rules.DealKind.VOUCHER and not facts["slots"]
+
+
+def day_plan(uow: UnitOfWork, deal_id: int, day: date) -> dict[str, Any]:
+    """Inside an open unit of work: how a deal's cap for `day` is made."""
+    facts = catalog.deal_facts(uow, deal_id)
+    return _plan(_inputs(uow, facts), day)
+
+
+def day_target(uow: UnitOfWork, deal_id: int, day: date, slot: str | None = None) -> int:
+    """Inside an open unit of work: the cap a bucket of `day` should have."""
+    facts = catalog.deal_facts(uow, deal_id)
+    if slot is not None or facts["slots"]:
+        return int(facts["slots"].get(slot or "", 0))
+    return int(_plan(_inputs(uow, facts), day)["cap"])
+
+
+def recompute_deal(uow: UnitOfWork, deal_id: int, cause: str, days: list[date] | None = None) -> list[str]:
+    """Inside an open unit of work: move the deal's date buckets to their planned caps.
+
+    First every cap moves, then each bucket left with more sold than its cap trips
+    the circuit breaker, so over-sold orders are moved onto already lowered caps.
+    Returns the keys of buckets that tripped.
+    """
+    facts = catalog.deal_facts(uow, deal_id)
+    if not _governed(facts) or facts["status"] == catalog_rules.DealStatus.DRAFT:
+        return []
+    # two recomputes of one deal run one after the other, the second reading the first's inputs
+    facts = catalog.deal_facts(uow, deal_id, lock=True)
+    inputs = _inputs(uow, facts)
+    today = _today(uow, facts)
+    last = facts["valid_until"].astimezone(ZoneInfo(facts["timezone"])).date()
+    buckets = {b.key: b for b in catalog.buckets_of(uow, deal_id)}
+    if days is None:
+        horizon = policy(uow).recompute_horizon_days
+        existing = {date.fromisoformat(k) for k in buckets if "@" not in k and k[:1].isdigit()}
+        days = sorted(existing | {today + timedelta(days=i) for i in range(horizon + 1)})
+    tripped = []
+    for day in days:
+        if day < today or day > last:
+            continue
+        plan = _plan(inputs, day)
+        bucket = buckets.get(plan["key"])
+        if bucket is not None and bucket.cap == plan["cap"]:
+            continue
+        if bucket is None and plan["cap"] == (facts["daily_cap"] or 0):
+            continue  # the first order makes this bucket with the deal's daily cap, which is right
+        moved = catalog.apply_cap(uow, deal_id, plan["key"], plan["cap"], allow_below_sold=True)
+        if moved["sold"] > moved["cap"] or moved["over"] > 0:
+            tripped.append(plan["key"])
+    if tripped:
+        from tuangou.governance import service as governance  # governance builds on capacity
+        for key in tripped:
+            governance.trip_circuit_breaker(uow, deal_id, key, cause)
+    return tripped
+
+
+def recompute_store(uow: UnitOfWork, store_id: int, cause: str) -> list[str]:
+    tripped = []
+    for deal_id in catalog.deal_ids(uow, store_id=store_id, statuses=("published", "delisted")):
+        tripped += [f"{deal_id}:{k}" for k in recompute_deal(uow, deal_id, cause)]
+    return tripped
+
+
+def governed_deal_ids(uow: UnitOfWork) -> list[int]:
+    """Inside an open unit of work: live deals whose caps capacity inputs can move (a declaration,
+    a disruption not long over, an approved audit, an offer); the others keep their own caps."""
+    stores = set(uow.session.scalars(select(CapacityDeclaration.store_id)))
+    stores |= set(uow.session.scalars(select(CapacityDisruption.store_id).where(
+        or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > uow.now - timedelta(days=1)))))
+    deals = set(uow.session.scalars(select(CapacityAudit.deal_id).where(
+        CapacityAudit.status == rules.AuditStatus.APPROVED)))
+    deals |= set(uow.session.scalars(select(CapOffer.deal_id)))
+    live = catalog.deal_ids(uow, statuses=("published",))
+    if not stores and not deals:
+        return []
+    by_store = {d for s in stores for d in catalog.deal_ids(uow, store_id=s, statuses=("published",))}
+    return sorted((deals & set(live)) | by_store)
+
+
+def recompute_deal_upcoming(uow: UnitOfWork, deal_id: int) -> list[str]:
+    """Inside an open unit of work: recompute a deal's caps over its existing buckets and the horizon."""
+    facts = catalog.deal_facts(uow, deal_id)
+    if not _governed(facts):
+        return []
+    return recompute_deal(uow, deal_id, "daily capacity update")
+
+
+def set_offer(uow: UnitOfWork, deal_id: int, key: str, cap: int) -> None:
+    """Inside an open unit of work: the merchant's own cap for one bucket."""
+    if not insert_ignore(uow.session, CapOffer.__table__, {"deal_id": deal_id, "key": key, "cap": cap},
+                         ["deal_id", "key"]):
+        uow.session.execute(update(CapOffer).where(CapOffer.deal_id == deal_id, CapOffer.key == key)
+                            .values(cap=cap))
+
+
+def current_offer(uow: UnitOfWork, deal_id: int, key: str) -> int:
+    """Inside an open unit of work: the merchant's cap for a bucket before capacity limits it."""
+    offer = uow.session.scalar(select(CapOffer.cap).where(CapOffer.deal_id == deal_id, CapOffer.key == key))
+    if offer is not None:
+        return int(offer)
+    facts = catalog.deal_facts(uow, deal_id)
+    slot = key.partition("@")[2]
+    if key[:1].isdigit():
+        return int(facts["slots"].get(slot, 0) if slot else facts["daily_cap"] or 0)
+    bucket = next((b for b in catalog.buckets_of(uow, deal_id) if b.key == key), None)
+    return bucket.cap if bucket is not None else 0
+
+
+def deal_day_caps(uow: UnitOfWork, actor: Principal | None, deal_id: int, start: date | None, days: int
+                  ) -> list[dict[str, Any]]:
+    """How each day's cap of a deal is made, with the bucket's counters."""
+    if not 1 <= days <= 62:
+        raise ValidationFailed("days must be 1..62")
+    with uow:
+        if actor is not None:
+            catalog.own_deal(uow, actor, deal_id)
+        facts = catalog.deal_facts(uow, deal_id)
+        if not _governed(facts):
+            raise ValidationFailed("daily caps apply to voucher deals without time slots", code="not_governed")
+        inputs = _inputs(uow, facts)
+        first = start or _today(uow, facts)
+        buckets = {b.key: b for b in catalog.buckets_of(uow, deal_id)}
+        out = []
+        for i in range(days):
+            plan = _plan(inputs, first + timedelta(days=i))
+            b = buckets.get(plan["key"])
+            out.append({**plan, "bucket_cap": b.cap if b else None, "sold": b.sold if b else 0,
+                        "reserved": b.reserved if b else 0})
+        return out
+
+
+def safe_sales_for_store(uow: UnitOfWork, actor: Principal, store_id: int, activity_days: int) -> dict[str, Any]:
+    """The safe-sales calculator on a store's declared daily reception (or bottleneck)."""
+    with uow:
+        catalog.store_facts(uow, store_id, actor)
+        row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == store_id))
+        if row is None:
+            raise ValidationFailed("the store has declared no capacity", code="capacity_not_declared")
+        decl = declaration_of(row.declaration)
+        daily = decl.max_reception_per_day if decl.max_reception_per_day is not None else rules.bottleneck(decl).cap
+        if daily is None:
+            raise ValidationFailed("nothing in the declaration gives a daily reception", code="no_bottleneck")
+        ratio = policy(uow).safe_sales_ratio
+        return {"store_id": store_id, "daily_reception": daily, "activity_days": activity_days, "ratio": ratio,
+                "safe_sales": rules.safe_sales(daily, activity_days, ratio)}

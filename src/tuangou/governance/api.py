@@ -1,0 +1,75 @@
+"""Governance over HTTP: over-sale incidents, inventory change requests, stock counts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from tuangou.core.http import Merchant, ReadUoW, UoW
+from tuangou.governance import inventory, service
+
+router = APIRouter(prefix="/api/v1", tags=["governance"])
+
+
+class ChangeDecision(BaseModel):
+    decision: str = Field(description="approve | reject | false_claim")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CountIn(BaseModel):
+    counted: int = Field(ge=0, le=100_000_000)
+    note: str = Field(default="", max_length=1000)
+
+
+@router.get("/oversale-incidents", summary="Over-sale incidents (merchants see their own)")
+def incidents(p: Merchant, uow: ReadUoW, deal_id: int | None = None) -> dict[str, Any]:
+    return {"items": service.list_incidents(uow, p, deal_id), "next_cursor": None}
+
+
+@router.get("/oversale-incidents/{incident_id}")
+def incident(incident_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
+    return service.get_incident(uow, p, incident_id)
+
+
+@router.post("/deals/{deal_id}/inventory-change-requests", status_code=201,
+             summary="Ask to raise a cap or stock: reason + evidence file (multipart)")
+def file_request(deal_id: int, p: Merchant, uow: UoW, bucket: Annotated[str, Form(max_length=40)],
+                 requested_cap: Annotated[int, Form(ge=0, le=100_000_000)],
+                 reason: Annotated[str, Form(min_length=1, max_length=1000)],
+                 evidence: Annotated[UploadFile, File(description="purchase order photo or file")]
+                 ) -> dict[str, Any]:
+    data = evidence.file.read(inventory.MAX_EVIDENCE_BYTES + 1)
+    return inventory.file_change_request(uow, p, deal_id, bucket=bucket, requested_cap=requested_cap, reason=reason,
+                                         evidence_name=evidence.filename or "evidence",
+                                         evidence_type=evidence.content_type or "application/octet-stream",
+                                         evidence=data)
+
+
+@router.get("/inventory-change-requests")
+def list_requests(p: Merchant, uow: ReadUoW, status: str | None = None, deal_id: int | None = None
+                  ) -> dict[str, Any]:
+    return {"items": inventory.list_change_requests(uow, p, status, deal_id), "next_cursor": None}
+
+
+@router.get("/inventory-change-requests/{request_id}/evidence")
+def evidence(request_id: int, p: Merchant, uow: ReadUoW) -> Response:
+    name, content_type, data = inventory.evidence_of(uow, p, request_id)
+    return Response(data, media_type=content_type,
+                    headers={"content-disposition": f'attachment; filename="{name.replace(chr(34), "")}"'})
+
+
+@router.post("/inventory-change-requests/{request_id}/decision", summary="Ops: approve, reject or false_claim")
+def decide(request_id: int, body: ChangeDecision, p: Merchant, uow: UoW) -> dict[str, Any]:
+    return inventory.decide_change_request(uow, p, request_id, body.decision, body.reason)
+
+
+@router.post("/deals/{deal_id}/stock-counts", status_code=201, summary="Record a physical stock count (盘点)")
+def count(deal_id: int, body: CountIn, p: Merchant, uow: UoW) -> dict[str, Any]:
+    return inventory.record_stock_count(uow, p, deal_id, body.counted, body.note)
+
+
+@router.get("/deals/{deal_id}/stock-counts", summary="Stock counts with the online/physical difference")
+def counts(deal_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
+    return inventory.list_stock_counts(uow, p, deal_id)

@@ -1,0 +1,14 @@
+"""The 08:00 stock suggestion and the hourly sales push; each send is claimed once, so reruns send nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuangou.core.db import UnitOfWork
+from tuangou.core.jobs import JobContext
+from tuangou.governance import service
+
+
+def run_due(ctx: JobContext) -> dict[str, Any]:
+    return {"suggestions": service.send_daily_suggestions(UnitOfWork(ctx.db, ctx.clock)),
+            "hourly_pushes": service.send_hourly_pushes(UnitOfWork(ctx.db, ctx.clock))}
