@@ -502,3 +502,11 @@ def buckets_of(uow: UnitOfWork, deal_id: int) -> list[rules.BucketState]:
     return [rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open) for b in uow.session.scalars(
         select(CapacityBucket).where(CapacityBucket.deal_id == deal_id).order_by(CapacityBucket.key)
         .execution_options(populate_existing=True))]
+
+
+def store_category(uow: UnitOfWork, store_id: int) -> str:
+    """Inside an open unit of work: a store's category (violation points are per category)."""
+    store = uow.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} not found")
+    return store.category
