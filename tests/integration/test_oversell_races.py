@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import threading
 import uuid
@@ -55,10 +56,8 @@ def _race(db: Database, clock: SettableClock, deal_id: int, buyers: list[Princip
     gateway = SandboxGateway()
 
     def buy(group: list[Principal]) -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=10)
-        except threading.BrokenBarrierError:
-            pass
         for buyer in group:
             try:
                 order, _ = orders.place_order(UnitOfWork(db, clock), buyer, deal_id, qty, uuid.uuid4().hex)
