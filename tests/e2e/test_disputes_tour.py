@@ -23,6 +23,6 @@ def test_disputes_tour_runs_on_its_own(demo_server):  # noqa: F811
     assert '"status":"refunded"' in out
     assert '"amount_cents":3000,"status":"open"' in out and '"merchant_balance_cents":-3000' in out
     assert '"status":"approved"' in out
-    assert '"amount_cents":1000' in out and '"code":"coupon_unavailable"' in out
+    assert '"amount_cents":2800' in out and '"code":"coupon_unavailable"' in out
     assert '"respond_within_minutes":60' in out
     assert '"status":"resolved"' in out
