@@ -278,3 +278,22 @@ def test_medium_disputes_do_not_stack(stage):
     r = stage.client.post(f"/api/v1/disputes/{d['id']}/stack-request", headers=buyer)
     assert r.status_code == 409 and r.json()["code"] == "stacking_not_allowed"
     assert me(stage, buyer) == d["buyer_id"]
+
+
+def test_recovery_claim_is_marked_recovered_once_settlements_cover_it(stage):
+    # given a confirmed severe dispute: the merchant owes the platform ¥30
+    _, merchant, deal = _ktv(stage)
+    buyer = stage.buyer()
+    disputed = stage.paid_order(buyer, deal)
+    dispute = _dispute(stage, buyer, disputed["id"]).json()
+    stage.client.post(f"/api/v1/disputes/{dispute['id']}/confirm", headers=stage.ops, json={"reason": "full"})
+    stage.tick("disputes")
+    assert stage.client.get("/api/v1/recovery-claims", headers=merchant).json()["items"][0]["status"] == "open"
+    # when the merchant serves another buyer and is settled for it
+    served = stage.paid_order(stage.buyer(), deal)
+    stage.client.post(f"/api/v1/vouchers/{served['vouchers'][0]['code']}/redeem", headers=merchant)
+    stage.tick("disputes")
+    # then the claim is recovered out of that settlement
+    claims = stage.client.get("/api/v1/recovery-claims", headers=merchant).json()
+    assert claims["items"][0]["status"] == "recovered" and claims["merchant_balance_cents"] >= 0
+    assert_ledger_consistent(stage.db)
