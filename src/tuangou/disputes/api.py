@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from tuangou.core.http import Auth, Buyer, Merchant, Ops, ReadUoW, UoW
-from tuangou.disputes import rules, service, stacking, tickets
+from tuangou.disputes import coupons, policy, rules, service, stacking, tickets
 
 router = APIRouter(prefix="/api/v1", tags=["disputes"])
 Kind = Literal["late_fulfilment", "cannot_fulfil_today", "cannot_fulfil", "quality_problem", "not_as_described"]
@@ -160,25 +160,25 @@ def decide_stack(dispute_id: int, body: StackDecision, p: Ops, uow: UoW) -> dict
 
 @router.get("/dispute-policy", summary="Tiers, SLA, coupon amounts and stacking (seed defaults until changed)")
 def get_policy(p: Auth, uow: ReadUoW) -> dict[str, Any]:
-    return service.get_policy(uow)
+    return policy.get_policy(uow)
 
 
 @router.patch("/dispute-policy", summary="Ops change the dispute policy (audited)")
 def update_policy(body: PolicyChange, p: Ops, uow: UoW) -> dict[str, Any]:
-    return service.update_policy(uow, p, body.changes, body.reason)
+    return policy.update_policy(uow, p, body.changes, body.reason)
 
 
 @router.get("/coupons", summary="My coupons (buyer) or anyone's (ops, ?buyer_id=)")
 def list_coupons(p: Auth, uow: ReadUoW, buyer_id: int | None = None,
                  status: rules.CouponStatus | None = None) -> dict[str, Any]:
-    return {"items": service.list_coupons(uow, p, buyer_id=buyer_id, status=status)}
+    return {"items": coupons.list_coupons(uow, p, buyer_id=buyer_id, status=status)}
 
 
 @router.post("/coupons", status_code=201, summary="Ops give a buyer a coupon (Idempotency-Key required)")
 def grant_coupon(body: NewCoupon, p: Ops, uow: UoW,
                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)] = None
                  ) -> dict[str, Any]:
-    return service.grant_coupon(uow, p, buyer_id=body.buyer_id, kind=body.kind, value=body.value,
+    return coupons.grant_coupon(uow, p, buyer_id=body.buyer_id, kind=body.kind, value=body.value,
                                 origin=body.origin, reason=body.reason, idempotency_key=idempotency_key or "",
                                 threshold_cents=body.threshold_cents, valid_days=body.valid_days,
                                 cap_cents=body.cap_cents)

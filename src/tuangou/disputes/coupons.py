@@ -6,7 +6,8 @@ Every coupon is a liability of the platform and goes through the ledger:
 - applying one moves the discount into escrow (so the merchant is settled the full price) and gives
   any unused face value back; a percentage coupon is paid from its account at use;
 - a full refund reverses the use exactly, a partial refund returns the coupon's share to its account.
-These are helpers that run inside the caller's unit of work; `service.py` holds the use cases.
+`issue`, `apply`, `restore`, `refund_share` run inside the caller's unit of work (through `service.py`);
+`list_coupons` and `grant_coupon` are use cases of their own.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from tuangou.core import ledger
+from tuangou.core.audit import record_audit
+from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore
-from tuangou.core.errors import Conflict, NotFound
+from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.disputes import rules
 from tuangou.disputes.models import Coupon, RecoveryClaim
@@ -192,3 +195,36 @@ def buyer_coupons(uow: UnitOfWork, buyer_id: int | None, status: str | None, lim
 def coupons_for_refs(uow: UnitOfWork, refs: list[str]) -> list[dict[str, Any]]:
     return [coupon_view(c) for c in uow.session.scalars(select(Coupon).where(Coupon.ref.in_(refs))
                                                          .order_by(Coupon.id))]
+
+
+def list_coupons(uow: UnitOfWork, actor: Principal, *, buyer_id: int | None = None, status: str | None = None
+                 ) -> list[dict[str, Any]]:
+    with uow:
+        if actor.role == Role.BUYER:
+            buyer_id = actor.user_id
+        elif actor.role != Role.OPS:
+            raise Forbidden("coupons are seen by their buyer and by ops")
+        return buyer_coupons(uow, buyer_id, status)
+
+
+def grant_coupon(uow: UnitOfWork, actor: Principal, *, buyer_id: int, kind: str, value: int, origin: str,
+                 reason: str, idempotency_key: str, threshold_cents: int = 0, valid_days: int = 30,
+                 cap_cents: int | None = None) -> dict[str, Any]:
+    """Ops give a coupon (promotion or goodwill); the Idempotency-Key makes a retry return the same one."""
+    actor.require(Role.OPS)
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    if not idempotency_key:
+        raise ValidationFailed("an Idempotency-Key header is required", code="idempotency_key_required")
+    if kind == rules.CouponKind.PERCENT and not 0 < value <= 10000:
+        raise ValidationFailed("a percent coupon's value is basis points (1-10000)")
+    with uow:
+        coupon = issue(uow, buyer_id=buyer_id, kind=kind, value=value, reason=reason,
+                               ref=f"grant:{idempotency_key}", origin=origin, threshold_cents=threshold_cents,
+                               valid_days=valid_days, cap_cents=cap_cents)
+        if coupon["created"]:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role=actor.role, action="grant_coupon",
+                         target=f"coupon:{coupon['id']}", reason=reason, now=uow.now,
+                         details={"buyer_id": buyer_id, "kind": kind, "value": value})
+        uow.commit()
+        return coupon

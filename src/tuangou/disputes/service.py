@@ -22,25 +22,31 @@ from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.disputes import coupons, rules
-from tuangou.disputes.models import Dispute, DisputeEvent, DisputePolicyRow, StackRequest
+from tuangou.disputes.models import Dispute, DisputeEvent, StackRequest
+from tuangou.disputes.policy import current_policy
 from tuangou.governance import service as governance
 from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
 from tuangou.orders import service as orders
 
-POLICY_KEY = "default"
 DISPUTABLE = ("paid", "completed")
 
 
 # ---- coupons: the interface other capabilities call --------------------------------------------
 
 def issue_compensation_coupon(uow: UnitOfWork, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
-                              threshold_cents: int = 0, valid_days: int = 30) -> dict[str, Any]:
+                              threshold_cents: int = 0, valid_days: int = 30,
+                              liable_merchant_id: int | None = None) -> dict[str, Any]:
     """Inside an open unit of work: give a buyer a compensation coupon (no threshold by default).
-    Idempotent per `ref` + buyer: a second call returns the first coupon."""
-    return coupons.issue(uow, buyer_id=buyer_id, kind=rules.CouponKind.AMOUNT, value=amount_cents, reason=reason,
-                         ref=ref, origin=rules.CouponOrigin.COMPENSATION, threshold_cents=threshold_cents,
-                         valid_days=valid_days)
+    Idempotent per `ref` + buyer: a second call returns the first coupon. With `liable_merchant_id`,
+    the platform books a recovery claim of the coupon's value against that merchant."""
+    coupon = coupons.issue(uow, buyer_id=buyer_id, kind=rules.CouponKind.AMOUNT, value=amount_cents, reason=reason,
+                           ref=ref, origin=rules.CouponOrigin.COMPENSATION, threshold_cents=threshold_cents,
+                           valid_days=valid_days, liable_merchant_id=liable_merchant_id)
+    if liable_merchant_id is not None:
+        coupons.book_recovery(uow, merchant_id=liable_merchant_id, amount=amount_cents, ref=f"coupon:{coupon['id']}",
+                              dispute_id=None)
+    return coupon
 
 
 def apply_coupon(uow: UnitOfWork, *, buyer_id: int, code: str, order_id: int, merchant_id: int,
@@ -59,73 +65,6 @@ def coupon_refund_share(uow: UnitOfWork, order_id: int, quantity: int, refunded_
                         refunded_now: int) -> int:
     """Inside an open unit of work: the coupon part of vouchers being refunded (not paid in cash)."""
     return coupons.refund_share(uow, order_id, quantity, refunded_before, refunded_now)
-
-
-def list_coupons(uow: UnitOfWork, actor: Principal, *, buyer_id: int | None = None, status: str | None = None
-                 ) -> list[dict[str, Any]]:
-    with uow:
-        if actor.role == Role.BUYER:
-            buyer_id = actor.user_id
-        elif actor.role != Role.OPS:
-            raise Forbidden("coupons are seen by their buyer and by ops")
-        return coupons.buyer_coupons(uow, buyer_id, status)
-
-
-def grant_coupon(uow: UnitOfWork, actor: Principal, *, buyer_id: int, kind: str, value: int, origin: str,
-                 reason: str, idempotency_key: str, threshold_cents: int = 0, valid_days: int = 30,
-                 cap_cents: int | None = None) -> dict[str, Any]:
-    """Ops give a coupon (promotion or goodwill); the Idempotency-Key makes a retry return the same one."""
-    actor.require(Role.OPS)
-    if not reason.strip():
-        raise ValidationFailed("a reason is required", code="reason_required")
-    if not idempotency_key:
-        raise ValidationFailed("an Idempotency-Key header is required", code="idempotency_key_required")
-    if kind == rules.CouponKind.PERCENT and not 0 < value <= 10000:
-        raise ValidationFailed("a percent coupon's value is basis points (1-10000)")
-    with uow:
-        coupon = coupons.issue(uow, buyer_id=buyer_id, kind=kind, value=value, reason=reason,
-                               ref=f"grant:{idempotency_key}", origin=origin, threshold_cents=threshold_cents,
-                               valid_days=valid_days, cap_cents=cap_cents)
-        if coupon["created"]:
-            record_audit(uow.session, actor_id=actor.user_id, actor_role=actor.role, action="grant_coupon",
-                         target=f"coupon:{coupon['id']}", reason=reason, now=uow.now,
-                         details={"buyer_id": buyer_id, "kind": kind, "value": value})
-        uow.commit()
-        return coupon
-
-
-# ---- policy -------------------------------------------------------------------------------------
-
-def current_policy(uow: UnitOfWork) -> rules.DisputePolicy:
-    """Inside an open unit of work: the stored policy (seed defaults when none was saved)."""
-    row = uow.session.get(DisputePolicyRow, POLICY_KEY)
-    return rules.policy_from_dict(row.data) if row is not None else rules.DisputePolicy()
-
-
-def get_policy(uow: UnitOfWork) -> dict[str, Any]:
-    with uow:
-        return current_policy(uow).to_dict()
-
-
-def update_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reason: str) -> dict[str, Any]:
-    actor.require(Role.OPS)
-    if not reason.strip():
-        raise ValidationFailed("a reason is required", code="reason_required")
-    with uow:
-        try:
-            policy = rules.policy_from_dict(changes, current_policy(uow))
-        except (ValueError, TypeError) as exc:
-            raise ValidationFailed(str(exc), code="invalid_policy") from exc
-        row = uow.session.get(DisputePolicyRow, POLICY_KEY, with_for_update=True)
-        if row is None:
-            uow.session.add(DisputePolicyRow(key=POLICY_KEY, data=policy.to_dict(), updated_at=uow.now,
-                                             updated_by=actor.user_id))
-        else:
-            row.data, row.updated_at, row.updated_by = policy.to_dict(), uow.now, actor.user_id
-        record_audit(uow.session, actor_id=actor.user_id, actor_role=actor.role, action="update_dispute_policy",
-                     target="dispute_policy", reason=reason, now=uow.now, details=changes)
-        uow.commit()
-        return policy.to_dict()
 
 
 # ---- views --------------------------------------------------------------------------------------
