@@ -189,3 +189,14 @@ def test_ledger_balances_and_mirrors_the_rows_after_every_step(stage, steps, tie
         claims = stage.client.get(f"/api/v1/recovery-claims?merchant_id={merchant_id}", headers=stage.ops).json()
         mine = [c for c in claims["items"] if c["ref"] == f"dispute:{dispute_id}"]
         assert sum(c["amount_cents"] for c in mine) == d["remedy"]["recovery_cents"]
+
+
+def test_compensation_coupon_with_a_liable_merchant_books_its_recovery_once(stage):
+    merchant_id, merchant, _ = _shop(stage)
+    buyer_id = me(stage, stage.buyer())
+    for _ in range(2):
+        _give(stage, buyer_id, 500, ref="oversale:9", liable_merchant_id=merchant_id)
+    claims = stage.client.get("/api/v1/recovery-claims", headers=merchant).json()
+    assert [c["amount_cents"] for c in claims["items"]] == [500] and claims["merchant_balance_cents"] == -500
+    b = assert_ledger_consistent(stage.db)
+    assert b.get(ledger.COMPENSATION, 0) == 0
