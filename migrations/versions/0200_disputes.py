@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
     sa.Column('open_order_id', sa.Integer(), nullable=True),
+    sa.Column('refunded_order_id', sa.Integer(), nullable=True),
     sa.Column('buyer_id', sa.Integer(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
     sa.Column('store_id', sa.Integer(), nullable=False),
@@ -122,7 +123,8 @@ def upgrade() -> None:
     sa.Column('decided_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('remedy', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_disputes')),
-    sa.UniqueConstraint('open_order_id', name=op.f('uq_disputes_open_order_id'))
+    sa.UniqueConstraint('open_order_id', name=op.f('uq_disputes_open_order_id')),
+    sa.UniqueConstraint('refunded_order_id', name=op.f('uq_disputes_refunded_order_id'))
     )
     with op.batch_alter_table('disputes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_disputes_buyer_id'), ['buyer_id'], unique=False)

@@ -297,3 +297,29 @@ def test_recovery_claim_is_marked_recovered_once_settlements_cover_it(stage):
     claims = stage.client.get("/api/v1/recovery-claims", headers=merchant).json()
     assert claims["items"][0]["status"] == "recovered" and claims["merchant_balance_cents"] >= 0
     assert_ledger_consistent(stage.db)
+
+
+def test_an_order_is_refunded_by_one_dispute_at_most_but_medium_can_escalate_to_severe(any_stage):
+    stage = any_stage
+    # given a redeemed order made free by a light dispute
+    _, merchant, deal = _ktv(stage)
+    buyer = stage.buyer()
+    order = stage.paid_order(buyer, deal)
+    stage.client.post(f"/api/v1/vouchers/{order['vouchers'][0]['code']}/redeem", headers=merchant)
+    first = _dispute(stage, buyer, order["id"], "late_fulfilment", late_minutes=10).json()
+    assert stage.client.post(f"/api/v1/disputes/{first['id']}/confirm", headers=stage.ops,
+                             json={"reason": "late"}).status_code == 200
+    # when a second dispute on the same order is confirmed with a refund
+    second = _dispute(stage, buyer, order["id"], "quality_problem").json()
+    r = stage.client.post(f"/api/v1/disputes/{second['id']}/confirm", headers=stage.ops, json={"reason": "again"})
+    # then it is refused and nothing is paid twice
+    assert r.status_code == 409 and r.json()["code"] == "already_refunded"
+    assert stage.client.get(f"/api/v1/disputes/{second['id']}", headers=buyer).json()["status"] == "open"
+    assert_ledger_consistent(stage.db)
+    # but a medium remedy (no refund) may be followed by a severe one when the rebooking fails too
+    other = stage.paid_order(buyer, deal)
+    medium = _dispute(stage, merchant, other["id"], "cannot_fulfil_today").json()
+    assert medium["status"] == "confirmed"
+    severe = _dispute(stage, merchant, other["id"], "cannot_fulfil").json()
+    assert severe["status"] == "confirmed" and severe["remedy"]["refund_cents"] == 8800
+    assert_ledger_consistent(stage.db)

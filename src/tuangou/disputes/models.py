@@ -27,6 +27,8 @@ class Dispute(Base):
     order_id: Mapped[int] = mapped_column(Integer, index=True)
     # set while undecided, NULL after: the unique index allows one undecided dispute per order
     open_order_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    # set when a confirmed remedy refunded the order: unique, so an order is never refunded by two disputes
+    refunded_order_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
     buyer_id: Mapped[int] = mapped_column(Integer, index=True)
     merchant_id: Mapped[int] = mapped_column(Integer, index=True)
     store_id: Mapped[int] = mapped_column(Integer)

@@ -226,6 +226,11 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
     remedy = rules.remedy_for(tier, policy)
     refund = {"escrow_cents": 0, "advanced_cents": 0}
     if remedy.refund:
+        try:
+            with uow.session.begin_nested():
+                uow.session.execute(update(Dispute).where(Dispute.id == d.id).values(refunded_order_id=d.order_id))
+        except IntegrityError as exc:
+            raise Conflict("another dispute already refunded this order", code="already_refunded") from exc
         refund = orders.refund_for_dispute(uow, d.order_id, f"dispute #{d.id} ({tier}): the platform pays first",
                                            f"dispute:{d.id}", ledger.COMPENSATION)
     issued = []
