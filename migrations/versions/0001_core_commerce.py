@@ -244,6 +244,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payments_order_id'), ['order_id'], unique=False)
+        batch_op.create_index('uq_payments_in_flight', ['order_id'], unique=True,
+                              sqlite_where=sa.text("status IN ('pending', 'unknown')"),
+                              postgresql_where=sa.text("status IN ('pending', 'unknown')"))
 
     op.create_table('refunds',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -307,6 +310,7 @@ def downgrade() -> None:
 
     op.drop_table('refunds')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('uq_payments_in_flight')
         batch_op.drop_index(batch_op.f('ix_payments_order_id'))
 
     op.drop_table('payments')

@@ -49,12 +49,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.state.job_context = job_context(settings, database, app.state.clock, app.state.payment_gateway,
                                         extras or {})
     install_error_handlers(app)
+    if settings.rate_limit:
+        from tuangou.core.ratelimit import RateLimiter, middleware
+        app.middleware("http")(middleware(RateLimiter(settings.rate_limit, settings.redis_url)))
     for module in api_modules():
         app.include_router(module.router)
 
+    from tuangou.web.routes import router as console
+    app.include_router(console)
+
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/console")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -66,7 +66,8 @@ def test_merchant_cannot_touch_another_merchants_deal_or_orders(stage):
     assert stage.client.put(f"/api/v1/deals/{deal}/capacity", headers=merchant_b,
                             json={"bucket": "total", "cap": 1}).status_code == 403
     assert stage.client.post(f"/api/v1/vouchers/{code}/redeem", headers=merchant_b).status_code == 404
-    assert stage.client.get(f"/api/v1/orders/{order['id']}", headers=merchant_b).status_code == 404
+    assert stage.client.get(f"/api/v1/orders/{order['id']}", headers=merchant_b).status_code == 403
+    assert stage.client.post(f"/api/v1/orders/{order['id']}/refund", headers=stage.buyer()).status_code == 403
     assert stage.client.get("/api/v1/orders", headers=merchant_b).json()["items"] == []
     assert len(stage.client.get("/api/v1/orders", headers=merchant_a).json()["items"]) == 1
 
@@ -164,3 +165,32 @@ def test_bad_input_gets_a_clear_4xx(stage):
     assert stage.client.get("/api/v1/deals/999").json()["code"] == "not_found"
     r = stage.order(stage.buyer(), 999)
     assert r.status_code == 404
+
+
+def test_a_double_click_on_pay_never_charges_twice(stage):
+    # given a payment that timed out and is still unknown
+    _, merchant = stage.merchant()
+    deal = stage.deal(merchant, stage.store(merchant))
+    buyer = stage.buyer()
+    order = stage.order(buyer, deal).json()
+    first = stage.client.post(f"/api/v1/orders/{order['id']}/pay", headers=buyer, json={"outcome": "timeout"})
+    assert first.status_code == 202
+    # when the buyer presses pay again without an Idempotency-Key
+    again = stage.client.post(f"/api/v1/orders/{order['id']}/pay", headers=buyer, json={"outcome": "succeed"})
+    # then the second attempt is refused until the first is known, and only one charge is ever captured
+    assert again.status_code == 409 and again.json()["code"] == "payment_in_progress"
+    stage.clock.advance(timedelta(minutes=2))
+    stage.tick("orders")
+    with UnitOfWork(stage.db) as uow:
+        assert ledger.balance(uow.session, ledger.EXTERNAL_BUYERS) == -1000
+
+
+def test_ops_refund_is_audited_with_its_reason(stage):
+    _, merchant = stage.merchant()
+    deal = stage.deal(merchant, stage.store(merchant))
+    order = stage.paid_order(stage.buyer(), deal)
+    r = stage.client.post(f"/api/v1/orders/{order['id']}/refund", headers=stage.ops,
+                          json={"reason": "store closed for renovation"})
+    assert r.status_code == 200 and r.json()["status"] == "refunded"
+    audit = stage.client.get("/api/v1/audit?action=refund_order", headers=stage.ops).json()["items"]
+    assert [(a["target"], a["reason"]) for a in audit] == [(f"order:{order['id']}", "store closed for renovation")]

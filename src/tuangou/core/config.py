@@ -22,5 +22,5 @@ class Settings(BaseSettings):
     run_worker_in_process: bool = False
     worker_interval_seconds: float = 1.0
     platform_commission_bps: int = 500
-    redis_url: str | None = None
-    rate_limit: str | None = None
+    redis_url: str | None = None  # shared rate-limit counters across API processes
+    rate_limit: str | None = None  # per caller, e.g. "20/second"; off when unset

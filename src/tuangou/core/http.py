@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuangou.core.auth import Principal, Role, read_token
@@ -41,6 +42,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        # a number no column can hold (ids past 2^31, amounts past 2^63): the input's fault, nothing changed
+        return problem(422, "validation_error", "a number in the request is out of range")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -77,6 +84,10 @@ Auth = Annotated[Principal, Depends(principal)]
 Buyer = Annotated[Principal, role(Role.BUYER)]
 Merchant = Annotated[Principal, role(Role.MERCHANT, Role.OPS)]
 Ops = Annotated[Principal, role(Role.OPS)]
+
+
+MAX_ID = 2**31 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def page(items: list[Any], limit: int, cursor_of: Any) -> dict[str, Any]:

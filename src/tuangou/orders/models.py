@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuangou.core.db import Base, UTCDateTime
@@ -64,7 +64,11 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (UniqueConstraint("order_id", "client_key"),)
+    # At most one payment in flight per order: a double click can never charge twice.
+    __table_args__ = (UniqueConstraint("order_id", "client_key"),
+                      Index("uq_payments_in_flight", "order_id", unique=True,
+                            sqlite_where=text("status IN ('pending', 'unknown')"),
+                            postgresql_where=text("status IN ('pending', 'unknown')")))
 
 
 class Voucher(Base):

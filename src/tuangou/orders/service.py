@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
+from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, upsert_add
 from tuangou.core.errors import (
@@ -231,7 +232,7 @@ def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str,
               outcome: str | None = None) -> tuple[OrderView, dict[str, Any]]:
     """Charge a reserved order. Three short transactions around the gateway call,
     so no database lock is held while the gateway thinks."""
-    client_key = client_key or f"order-{order_id}"
+    client_key = client_key or f"anon-{uuid.uuid4().hex}"
     with uow:
         order = _own_order(uow, buyer, order_id)
         existing = uow.session.scalar(select(Payment).where(Payment.order_id == order_id,
@@ -254,7 +255,8 @@ def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str,
             try:
                 uow.commit()
             except IntegrityError as exc:
-                raise Conflict("this payment is already being processed", code="payment_in_progress") from exc
+                raise Conflict("a payment for this order is already in flight; retry in a minute",
+                               code="payment_in_progress") from exc
         payment_id, key, amount = existing.id, existing.key, existing.amount_cents
     try:
         result: GatewayResult | None = gateway.charge(key, amount, outcome)
@@ -376,6 +378,9 @@ def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps:
             uow.session.refresh(voucher)
             code_ = "already_redeemed" if voucher.status == rules.VoucherStatus.REDEEMED else "voucher_not_usable"
             raise Conflict(f"voucher is {voucher.status}", code=code_)
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="redeem_voucher",
+                         target=f"voucher:{voucher.id}", reason="redeemed by ops", now=uow.now)
         commission = percent_of(voucher.price_cents, commission_bps)
         ledger.post(uow.session, "settlement", [(ledger.ESCROW, -voucher.price_cents),
                                                 (ledger.merchant_account(voucher.merchant_id),
@@ -420,7 +425,10 @@ def refund_vouchers(uow: UnitOfWork, actor: Principal, order_id: int, codes: lis
         order = _own_order(uow, actor, order_id, lock=True)
         if actor.role not in (Role.BUYER, Role.OPS):
             raise Forbidden("only the buyer or ops refund an order")
-        refund_in_uow(uow, order, codes, reason or "refund requested by buyer")
+        amount = refund_in_uow(uow, order, codes, reason or "refund requested by buyer")
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="refund_order",
+                         target=f"order:{order.id}", reason=reason, now=uow.now, details={"amount_cents": amount})
         uow.commit()
         return _view(uow, order)
 
@@ -570,12 +578,15 @@ def process_refunds(uow: UnitOfWork, gateway: PaymentGateway, batch: int = 100, 
 # ---- reading ------------------------------------------------------------------------------------
 
 def _own_order(uow: UnitOfWork, actor: Principal, order_id: int, lock: bool = False) -> Order:
+    """The order if `actor` may see it: 404 when there is none, 403 when it is someone else's."""
     q = select(Order).where(Order.id == order_id)
     if lock:
         q = q.with_for_update()
     order = uow.session.scalar(q)
-    if order is None or not _visible(actor, order):
+    if order is None:
         raise NotFound(f"order {order_id} not found")
+    if not _visible(actor, order):
+        raise Forbidden("this order belongs to another account")
     return order
 
 

@@ -1,0 +1,86 @@
+"""Server-rendered consoles for buyers, merchants and ops (cookie holds the same bearer token)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from tuangou.accounts import service as accounts
+from tuangou.catalog import service as catalog
+from tuangou.core.auth import Principal, Role, read_token
+from tuangou.core.db import UnitOfWork
+from tuangou.core.errors import DomainError
+from tuangou.core.money import yuan
+from tuangou.notify import service as notify
+from tuangou.orders import service as orders
+from tuangou.web import charts
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals.update(yuan=yuan, gauge=charts.gauge)
+COOKIE = "tuangou_token"
+
+
+def _uow(request: Request, readonly: bool = True) -> UnitOfWork:
+    return UnitOfWork(request.app.state.db, request.app.state.clock, readonly=readonly)
+
+
+def _principal(request: Request) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+    except DomainError:
+        return None
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, error: str = "") -> Response:
+    return templates.TemplateResponse(request, "login.html", {"error": error})
+
+
+@router.post("/login")
+def login(request: Request, email: str = Form(...), password: str = Form(...)) -> Response:
+    settings = request.app.state.settings
+    try:
+        token, _ = accounts.log_in(_uow(request), email, password, settings.secret_key,
+                                   timedelta(hours=settings.token_ttl_hours))
+    except DomainError as exc:
+        return templates.TemplateResponse(request, "login.html", {"error": exc.message}, status_code=401)
+    response = RedirectResponse("/console", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="lax")
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    p = _principal(request)
+    if p is None:
+        return RedirectResponse("/console/login", status_code=303)
+    ctx: dict[str, Any] = {"role": p.role.value,
+                           "inbox": notify.inbox(_uow(request), p.user_id, limit=8)}
+    if p.role == Role.BUYER:
+        ctx["deals"] = catalog.list_deals(_uow(request), service_date=None, limit=50)
+        ctx["orders"] = orders.list_orders(_uow(request), p, limit=10)
+        return templates.TemplateResponse(request, "buyer.html", ctx)
+    if p.role == Role.MERCHANT:
+        ctx["deals"] = catalog.list_deals(_uow(request), service_date=None, merchant_id=p.merchant_id,
+                                          status=None, limit=100)
+        ctx["orders"] = orders.list_orders(_uow(request), p, limit=10)
+        return templates.TemplateResponse(request, "merchant.html", ctx)
+    ctx["merchants"] = accounts.list_merchants(_uow(request))
+    ctx["audit"] = accounts.audit_log(_uow(request), cursor=None, limit=20, action=None)
+    return templates.TemplateResponse(request, "ops.html", ctx)
