@@ -144,3 +144,11 @@ def test_triage_reships_missing_units_and_discounts_minor_flaws():
     assert rules.RuleTriage().propose(_facts("one bag is missing"))[0].remedy == rules.Remedy.RESHIP
     minor = rules.RuleTriage().propose(_facts("a small scratch on the lid"))
     assert [(p.remedy, p.amount_cents) for p in minor] == [(rules.Remedy.DISCOUNT, 900)]
+
+
+def test_policy_values_must_have_the_right_type_and_size():
+    for bad in ({"tiers": {"light": {"refund": "yes"}}}, {"tiers": {"light": {"coupon_cents": "10"}}},
+                {"tiers": {"light": {"coupon_cents": 10**12}}}, {"coupon_valid_days": 10**9},
+                {"light_late_minutes": True}, {"tiers": "light"}):
+        with pytest.raises((ValueError, TypeError)):
+            rules.policy_from_dict(bad)

@@ -23,8 +23,11 @@ class Evidence(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
+DB_INT = 2**31 - 1
+
+
 class NewDispute(BaseModel):
-    order_id: int
+    order_id: int = Field(ge=1, le=DB_INT)
     kind: Kind
     description: str = Field(default="", max_length=2000)
     late_minutes: int | None = Field(default=None, ge=0, le=100000)
@@ -53,12 +56,12 @@ class PolicyChange(BaseModel):
 
 
 class NewCoupon(BaseModel):
-    buyer_id: int
+    buyer_id: int = Field(ge=1, le=DB_INT)
     kind: Literal["amount", "percent"] = "amount"
     value: int = Field(gt=0, le=10_000_000, description="cents (amount) or basis points (percent)")
     origin: Literal["compensation", "promotion"] = "promotion"
-    threshold_cents: int = Field(default=0, ge=0)
-    cap_cents: int | None = Field(default=None, ge=0)
+    threshold_cents: int = Field(default=0, ge=0, le=DB_INT)
+    cap_cents: int | None = Field(default=None, ge=0, le=DB_INT)
     valid_days: int = Field(default=30, ge=1, le=3650)
     reason: str = Field(min_length=1, max_length=200)
 
@@ -71,11 +74,11 @@ class StackDecision(BaseModel):
 class Photo(BaseModel):
     name: str = Field(max_length=200)
     taken_at: str | None = Field(default=None, description="ISO 8601 with offset, from the photo's metadata")
-    size_bytes: int = Field(default=0, ge=0)
+    size_bytes: int = Field(default=0, ge=0, le=DB_INT)
 
 
 class NewTicket(BaseModel):
-    order_id: int
+    order_id: int = Field(ge=1, le=DB_INT)
     description: str = Field(min_length=1, max_length=2000)
     photos: list[Photo] = Field(default_factory=list, max_length=10)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from tuangou.accounts import service as accounts
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
@@ -219,6 +220,8 @@ def grant_coupon(uow: UnitOfWork, actor: Principal, *, buyer_id: int, kind: str,
     if kind == rules.CouponKind.PERCENT and not 0 < value <= 10000:
         raise ValidationFailed("a percent coupon's value is basis points (1-10000)")
     with uow:
+        if accounts.role_of(uow, buyer_id) != Role.BUYER:
+            raise NotFound(f"no buyer {buyer_id}")
         coupon = issue(uow, buyer_id=buyer_id, kind=kind, value=value, reason=reason,
                                ref=f"grant:{idempotency_key}", origin=origin, threshold_cents=threshold_cents,
                                valid_days=valid_days, cap_cents=cap_cents)

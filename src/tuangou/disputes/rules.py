@@ -144,7 +144,7 @@ def policy_from_dict(data: dict[str, Any], base: DisputePolicy | None = None) ->
             for tier, remedy in dict(value).items():
                 if tier not in Tier.__members__.values():
                     raise ValueError(f"unknown tier {tier}")
-                tiers[tier] = replace(tiers[tier], **dict(remedy))
+                tiers[tier] = replace(tiers[tier], **{k: _remedy_field(k, v) for k, v in dict(remedy).items()})
             changes[name] = tiers
         elif name == "kind_tiers":
             kinds = dict(base.kind_tiers)
@@ -156,12 +156,26 @@ def policy_from_dict(data: dict[str, Any], base: DisputePolicy | None = None) ->
         elif name == "stacking_tiers":
             changes[name] = tuple(Tier(t).value for t in value)
         else:
-            changes[name] = int(value)
+            changes[name] = _remedy_field(name, value)
     policy = replace(base, **changes)
     problem = policy_problem(policy)
     if problem:
         raise ValueError(problem)
     return policy
+
+
+def _remedy_field(name: str, value: Any) -> Any:
+    if name == "refund":
+        if not isinstance(value, bool):
+            raise ValueError("refund must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer")
+    return value
+
+
+MAX_CENTS = 10_000_000  # ¥100,000: no remedy is larger; keeps every amount inside a database integer
+MAX_MINUTES = 60 * 24 * 30
 
 
 def policy_problem(p: DisputePolicy) -> str | None:
@@ -171,6 +185,8 @@ def policy_problem(p: DisputePolicy) -> str | None:
     for name, value in numbers.items():
         if value < 0:
             return f"{name} must not be negative"
+        if value > (MAX_MINUTES if name.endswith("minutes") or name.endswith("days") else MAX_CENTS):
+            return f"{name} is too large"
     if p.respond_within_minutes == 0 or p.coupon_valid_days == 0:
         return "respond_within_minutes and coupon_valid_days must be positive"
     if not 0 <= p.stack_percent_bps <= 10000:
@@ -178,6 +194,8 @@ def policy_problem(p: DisputePolicy) -> str | None:
     for tier, r in p.tiers.items():
         if min(r.coupon_cents, r.rebook_days, r.side_item_cents) < 0:
             return f"tier {tier}: amounts must not be negative"
+        if max(r.coupon_cents, r.side_item_cents) > MAX_CENTS or r.rebook_days > 365:
+            return f"tier {tier}: amounts are too large"
     return None
 
 
