@@ -182,6 +182,9 @@ def test_merchant_contests_and_ops_reject_with_a_reason(stage):
     r = stage.client.post(f"/api/v1/disputes/{dispute['id']}/contest", headers=merchant,
                           json={"note": "room was as described", "evidence": [{"kind": "chat", "name": "log.txt"}]})
     assert r.json()["status"] == "contested"
+    stage.client.post(f"/api/v1/disputes/{dispute['id']}/evidence", headers=buyer,
+                      json={"note": "here is the room", "evidence": [{"kind": "photo", "name": "room.jpg"}]})
+    assert stage.client.get("/api/v1/inbox?kind=dispute_evidence", headers=merchant).json()["items"]
     assert stage.client.post(f"/api/v1/disputes/{dispute['id']}/reject", headers=stage.ops,
                              json={"reason": ""}).status_code == 422
     r = stage.client.post(f"/api/v1/disputes/{dispute['id']}/reject", headers=stage.ops,
@@ -256,6 +259,7 @@ def test_severe_buyer_applies_for_a_stacked_package_and_ops_approve_once(stage):
     assert r.json()["status"] == "approved"
     assert stage.client.post(f"{url}/stack-request/decision", headers=stage.ops,
                              json={"approve": True, "reason": "again"}).json()["code"] == "already_decided"
+    assert stage.client.get("/api/v1/inbox?kind=stack_approved", headers=merchant).json()["items"]
     coupons = {(c["kind"], c["value"], c["status"]) for c in stage.client.get(url, headers=buyer).json()["coupons"]}
     assert coupons == {("amount", 3000, "revoked"), ("amount", 5000, "available"), ("percent", 2000, "available")}
     claims = stage.client.get("/api/v1/recovery-claims", headers=merchant).json()

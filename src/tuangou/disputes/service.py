@@ -365,6 +365,7 @@ def add_evidence(uow: UnitOfWork, actor: Principal, dispute_id: int, note: str,
     with uow:
         d = _load(uow, actor, dispute_id)
         _log(uow, d, "evidence_added", actor.user_id, actor.role, note, _clean_evidence(evidence))
+        _tell_both(uow, d, "dispute_evidence", f"Dispute #{d.id}: new evidence from the {actor.role}", note[:200])
         uow.commit()
         return _view(uow, d)
 

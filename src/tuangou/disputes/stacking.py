@@ -81,6 +81,10 @@ def decide_stack(uow: UnitOfWork, actor: Principal, dispute_id: int, approve: bo
                      target=f"dispute:{d.id}", reason=reason, now=uow.now)
         notify.notify_user(uow, d.buyer_id, f"stack_{status}", f"Your compensation package was {status}", reason,
                            {"dispute_id": d.id})
+        if approve:
+            notify.notify_merchant(uow, d.merchant_id, "stack_approved", f"Dispute #{d.id}: stacked package approved",
+                                   "the package is added to what the platform recovers from you",
+                                   {"dispute_id": d.id})
         uow.commit()
         return _view(req)
 
