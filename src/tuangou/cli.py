@@ -45,6 +45,33 @@ def users_create(email: str = typer.Option(...), password: str = typer.Option(..
     console.print(f"created {user.role} #{user.id} {user.email}")
 
 
+@bench_app.command("flash-sale")
+def bench_flash_sale(db: str = typer.Option("sqlite", help="sqlite or postgresql"), processes: int = 1,
+                     buyers: int = 64, cap: int = 2000, seconds: float = 10.0, chaos: bool = False,
+                     reserve: str = typer.Option("update", help="update (hot path) or for_update (baseline)"),
+                     sqlite_synchronous: str = "NORMAL", noop_seconds: float = 4.0) -> None:
+    """Orders/s of a hot deal against the no-op ceiling; exits 1 on any oversell, duplicate or 5xx."""
+    from tuangou.benchmarks import flash_sale, report
+    result = flash_sale.run(flash_sale.FlashSaleOptions(
+        db=db, processes=processes, buyers=buyers, cap=cap, seconds=seconds, chaos=chaos, reserve=reserve,
+        sqlite_synchronous=sqlite_synchronous, noop_seconds=noop_seconds,
+        postgres_url=report.postgres_url()))
+    report.print_flash_sale(console, result)
+    raise typer.Exit(1 if flash_sale.failed(result) else 0)
+
+
+@bench_app.command("governance")
+def bench_governance(merchants: int = 100, deals: int = 1000, db: str = "sqlite",
+                     sizes: str = typer.Option("", help="comma-separated deal counts, e.g. 1000,10000,100000")) -> None:
+    """Time one tick of every scheduled job (core.jobs.run_all) on a generated data set."""
+    from tuangou.benchmarks import governance, report
+    counts = [int(x) for x in sizes.split(",") if x.strip()] or [deals]
+    rows = [governance.run(governance.GovernanceOptions(merchants=max(1, merchants * n // deals), deals=n, db=db,
+                                                        postgres_url=report.postgres_url())) for n in counts]
+    report.print_governance(console, rows)
+    raise typer.Exit(1 if any(r["errors"] for r in rows) else 0)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGOU_PORT"), workers: int = 1,
           with_worker: bool = typer.Option(False, help="run the scheduled worker in this process")) -> None:

@@ -83,7 +83,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         try:
             orders.pay_order(self.uow(), buyer, order_id, uuid.uuid4().hex, self.gateway, outcome)
         except DomainError as exc:
-            # payment_in_progress: a timed-out payment is still in flight (main 5f7b4c0) until reconciled
+            # a payment left unknown by a gateway timeout stays in flight until reconciliation decides it
             assert exc.code in {"not_payable", "reservation_expired", "payment_in_progress"}, exc.code
 
     @rule(minutes=st.integers(1, 30))

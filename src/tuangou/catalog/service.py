@@ -466,6 +466,24 @@ def reserve(uow: UnitOfWork, ctx: DealContext, keys: list[str], qty: int) -> lis
     return after
 
 
+# ---- benchmark baseline only (bench flash-sale --reserve for_update) -----------------------------
+
+def reserve_for_update(uow: UnitOfWork, ctx: DealContext, keys: list[str], qty: int) -> list[rules.BucketState]:
+    """The locking baseline the flash-sale benchmark compares `reserve` with (Saleor's way):
+    SELECT … FOR UPDATE each bucket in key order, check in Python, then UPDATE. Correct (the
+    row stays locked until commit) but one more round trip under the lock. Never on the real path."""
+    after = []
+    for key in keys:
+        bucket = uow.session.scalar(select(CapacityBucket).where(
+            CapacityBucket.deal_id == ctx.id, CapacityBucket.key == key).with_for_update())
+        if bucket is None or not bucket.open or bucket.sold + bucket.reserved + qty > bucket.cap:
+            _refuse(uow, ctx, key, qty)
+        bucket.reserved += qty
+        uow.session.flush()
+        after.append(rules.BucketState(key, bucket.cap, bucket.sold, bucket.reserved, True))
+    return after
+
+
 def _refuse(uow: UnitOfWork, ctx: DealContext, key: str, qty: int) -> NoReturn:
     bucket = uow.session.scalar(select(CapacityBucket).where(CapacityBucket.deal_id == ctx.id,
                                                              CapacityBucket.key == key))

@@ -10,6 +10,7 @@ single conditional UPDATE, which PostgreSQL re-evaluates after a row lock wait.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,10 +100,16 @@ class Database:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(self.url, sqlite_synchronous, immediate=True)
             self.read_engine = _sqlite_engine(self.url, sqlite_synchronous, immediate=False)
+            # SQLite has one writer at a time. Threads of this process queue here, in order, instead
+            # of in SQLite's busy handler, which sleeps 1…100 ms per retry and starves the unlucky
+            # (flash-sale p99 went from 1.5 s to ms; docs/adr/0008). Other processes still meet
+            # BEGIN IMMEDIATE + busy_timeout, so correctness never rests on this lock.
+            self.write_lock: threading.RLock | None = threading.RLock()
         else:
             self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
                                         pool_pre_ping=True)
             self.read_engine = self.engine
+            self.write_lock = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -128,9 +135,13 @@ class UnitOfWork:
         self.clock: Clock = clock or SystemClock()
         self.readonly = readonly
         self._after: list[Callable[[], None]] = []
+        self._lock: threading.RLock | None = None
 
     def __enter__(self) -> UnitOfWork:
         engine = self.db.read_engine if self.readonly else self.db.engine
+        self._lock = None if self.readonly else self.db.write_lock
+        if self._lock is not None:
+            self._lock.acquire()
         self.session = Session(bind=engine, expire_on_commit=False, autoflush=True)
         self.now = self.clock.now()
         self._after = []
@@ -142,6 +153,9 @@ class UnitOfWork:
             self.session.rollback()
         finally:
             self.session.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after.append(fn)

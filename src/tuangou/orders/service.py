@@ -263,10 +263,12 @@ def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str,
     except GatewayTimeout:
         result = None
     payment = apply_charge(uow, payment_id, result)
-    with uow:
-        final = uow.session.get(Order, order_id)
+    # The answer is read after commit on the read engine: no write transaction, no SQLite write lock.
+    reader = UnitOfWork(uow.db, uow.clock, readonly=True)
+    with reader:
+        final = reader.session.get(Order, order_id)
         assert final is not None
-        return _view(uow, final), payment
+        return _view(reader, final), payment
 
 
 def _payment_view(p: Payment) -> dict[str, Any]:
@@ -283,8 +285,8 @@ def apply_charge(uow: UnitOfWork, payment_id: int, result: GatewayResult | None)
         if result is None:
             uow.session.execute(update(Payment).where(Payment.id == payment_id, Payment.status.in_(open_states))
                                 .values(status=rules.PaymentStatus.UNKNOWN, message="gateway timeout"))
+            uow.session.refresh(payment)  # before commit: no second transaction just to read it back
             uow.commit()
-            uow.session.refresh(payment)
             return _payment_view(payment)
         status = rules.PaymentStatus.SUCCEEDED if result.ok else rules.PaymentStatus.FAILED
         moved = uow.session.execute(update(Payment).where(Payment.id == payment_id, Payment.status.in_(open_states))
@@ -292,8 +294,8 @@ def apply_charge(uow: UnitOfWork, payment_id: int, result: GatewayResult | None)
                                             decided_at=uow.now)).rowcount  # type: ignore[attr-defined]
         if moved and result.ok:
             _capture(uow, payment, result.reference)
+        uow.session.refresh(payment)  # before commit: no second transaction just to read it back
         uow.commit()
-        uow.session.refresh(payment)
         return _payment_view(payment)
 
 

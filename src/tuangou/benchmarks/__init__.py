@@ -1,0 +1,1 @@
+"""Benchmarks: the flash-sale load test and the governance tick timer (`tuangou bench ...`)."""

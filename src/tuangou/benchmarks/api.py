@@ -1,0 +1,30 @@
+"""The no-op endpoint: the ceiling the flash-sale benchmark measures orders against.
+
+Always on and harmless: it needs a valid bearer token of any role, parses a body
+shaped like an order, touches no storage and returns JSON. It is a plain `def`
+like the order routes, so it pays the same auth, routing, validation, threadpool
+and serialisation costs: the difference to the order routes is storage alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from tuangou.core.http import Auth
+
+router = APIRouter(prefix="/api/v1/bench", tags=["bench"])
+
+
+class NoopBody(BaseModel):
+    deal_id: int = 0
+    quantity: int = Field(default=1, ge=1, le=1000)
+
+
+@router.post("/noop", summary="Auth, routing and JSON with no storage: the benchmark's ceiling")
+def noop(p: Auth, body: NoopBody | None = None) -> dict[str, Any]:
+    body = body or NoopBody()
+    return {"ok": True, "user_id": p.user_id, "role": p.role.value, "deal_id": body.deal_id,
+            "quantity": body.quantity}

@@ -1,0 +1,275 @@
+"""`tuangou bench flash-sale`: a hot deal, many buyers in the same second, measured against the app's ceiling.
+
+One run: a fresh database, N uvicorn server processes (one port each: the
+generator spreads buyers over them like a load balancer, without adding a proxy
+hop to the measurement), one deal with cap C, B buyers with tokens, then one
+separate load-generator process that (1) warms up, (2) places and pays orders
+until the deal sells out or time ends, (3) drives the no-op endpoint of the same
+app with the same buyers and connections. The database is read afterwards: the
+counters must match the orders, and the run fails on any oversell, duplicate or 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tuangou.benchmarks import dataset
+from tuangou.core.auth import Principal, Role
+from tuangou.core.clock import SystemClock
+from tuangou.core.db import Database, UnitOfWork
+
+WARMUP_S = 0.5
+
+
+@dataclass
+class FlashSaleOptions:
+    db: str = "sqlite"
+    processes: int = 1
+    buyers: int = 64
+    cap: int = 2000
+    seconds: float = 10.0
+    noop_seconds: float = 4.0
+    chaos: bool = False
+    reserve: str = "update"  # "update" (the hot path) or "for_update" (the locking baseline)
+    sqlite_synchronous: str = "NORMAL"
+    pool_size: int = 8  # per process, plus as many overflow: 2 processes + a restarted one stay far below max_connections
+    postgres_url: str | None = None
+    workdir: Path = Path("var/bench")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Servers:
+    """N uvicorn processes of the same app on N ports; one may be killed and restarted."""
+
+    def __init__(self, env: dict[str, str], count: int) -> None:
+        self.env = env
+        self.ports = [_free_port() for _ in range(count)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.peak_rss_mb = 0.0
+        self.killed = 0
+        self.cpu_of_killed = 0.0
+
+    def _start(self, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tuangou.benchmarks.server:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+             "--no-access-log", "--log-level", "warning", "--backlog", "4096"], env=self.env)
+
+    def start(self) -> None:
+        self.procs = [self._start(p) for p in self.ports]
+        for port in self.ports:
+            self._wait_ready(port)
+
+    def _wait_ready(self, port: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server on port {port} did not start")
+
+    def sample_rss(self) -> None:
+        for p in self.procs:
+            try:
+                status = Path(f"/proc/{p.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):  # the process's peak resident set
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server processes used so far (killed ones included).
+
+        Unlike throughput, CPU per order does not depend on what else runs on the machine."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = self.cpu_of_killed
+        for p in self.procs:
+            try:
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def kill_and_restart(self, index: int) -> None:
+        self.sample_rss()
+        before = self.cpu_seconds()
+        self.procs[index].send_signal(signal.SIGKILL)
+        self.procs[index].wait()
+        self.cpu_of_killed += before - self.cpu_seconds()  # what the dead process had used
+        self.killed += 1
+        self.procs[index] = self._start(self.ports[index])
+        self._wait_ready(self.ports[index])
+
+    def stop(self) -> None:
+        self.sample_rss()
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _seed_deal(db: Database, cap: int) -> int:
+    from tuangou.accounts import service as accounts
+    from tuangou.catalog import service as catalog
+    clock = SystemClock()
+    now = clock.now()
+    merchant_id, owner = accounts.create_merchant(UnitOfWork(db, clock), None, "Cake shop",
+                                                  f"cake.{secrets.token_hex(4)}@bench.tuangou", dataset.PASSWORD)
+    merchant = Principal(owner.id, Role.MERCHANT, merchant_id)
+    store = catalog.create_store(UnitOfWork(db, clock), merchant, "Cake shop", "catering", "Asia/Shanghai")
+    deal = catalog.create_deal(UnitOfWork(db, clock), merchant, store.id, title="¥9.9 taro mille-feuille",
+                               kind="goods", price_cents=990, original_price_cents=2800,
+                               valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=7), stock=cap)
+    catalog.publish_deal(UnitOfWork(db, clock), merchant, deal.id)
+    return deal.id
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(opts: FlashSaleOptions) -> dict[str, Any]:
+    """Run one benchmark; returns the result (the JSON object the CLI prints last)."""
+    from tuangou.core.migrate import upgrade
+    url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
+    loadavg = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
+    servers: Servers | None = None
+    try:
+        upgrade(url)
+        secret = secrets.token_hex(16)
+        db = Database(url, sqlite_synchronous=opts.sqlite_synchronous)
+        deal_id = _seed_deal(db, opts.cap)
+        tokens = dataset.make_buyers(db, opts.buyers, secret, secrets.token_hex(3))
+        env = {**os.environ, "TUANGOU_DATABASE_URL": url, "TUANGOU_SECRET_KEY": secret,
+               "TUANGOU_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous, "TUANGOU_DB_POOL_SIZE": str(opts.pool_size),
+               "TUANGOU_RUN_WORKER_IN_PROCESS": "false", "TUANGOU_BENCH_RESERVE": opts.reserve,
+               # a flash sale is 64 callers each at full speed: per-caller limits would measure 429s
+               "TUANGOU_RATE_LIMIT": ""}
+        servers = Servers(env, opts.processes)
+        servers.start()
+        phases = [("warmup", WARMUP_S), ("orders", opts.seconds), ("noop", min(opts.seconds, opts.noop_seconds))]
+        ctx = mp.get_context("spawn")
+        started, out, progress = ctx.Event(), ctx.Queue(), ctx.Value("i", 0)
+        from tuangou.benchmarks.loadgen import run_phases
+        gen = ctx.Process(target=run_phases, args=({"phases": phases, "ports": servers.ports, "tokens": tokens,
+                                                    "deal_id": deal_id}, started, out, progress), daemon=True)
+        gen.start()
+        chaos = threading.Thread(target=_chaos, args=(servers, started, progress, opts), daemon=True)
+        if opts.chaos:
+            chaos.start()
+        results: dict[str, dict[str, Any]] = {}
+        started.wait(timeout=120)
+        cpu = {"start": servers.cpu_seconds()}
+        while len(results) < len(phases):
+            kind, tally = out.get(timeout=opts.seconds * 3 + 120)
+            results[kind] = tally
+            cpu[kind] = servers.cpu_seconds()
+            if kind == "orders":
+                servers.sample_rss()
+        gen.join(timeout=30)
+        if opts.chaos:
+            chaos.join(timeout=60)
+        servers.stop()
+        facts = dataset.sale_facts(db, deal_id)
+        db.dispose()
+        per_order = (cpu["orders"] - cpu["start"]) * 1000 / max(1, results["orders"]["paid"])
+        per_noop = (cpu["noop"] - cpu["orders"]) * 1000 / max(1, results["noop"]["sequences"])
+        return {**_summary(opts, results["orders"], results["noop"], facts, servers),
+                "server_cpu_ms_per_order": round(per_order, 3), "server_cpu_ms_per_noop": round(per_noop, 3),
+                "cpu_ratio": round(per_noop / per_order, 3) if per_order else 0.0,
+                "client_cpu_ms_per_request": round(results["noop"]["client_cpu_s"] * 1000
+                                                   / max(1, len(results["noop"]["latencies_ms"])), 3),
+                "loadavg": loadavg}
+    finally:
+        if servers is not None:
+            servers.stop()
+        remove()
+
+
+def _chaos(servers: Servers, started: Any, progress: Any, opts: FlashSaleOptions) -> None:
+    """Kill one server process with SIGKILL mid-sale (a quarter of the cap paid, or a quarter of the
+    time gone), then restart it on its port."""
+    started.wait(timeout=120)
+    deadline = time.monotonic() + opts.seconds / 4
+    while progress.value < max(1, opts.cap // 4) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    servers.kill_and_restart(len(servers.procs) - 1)
+
+
+def _summary(opts: FlashSaleOptions, orders: dict[str, Any], noop: dict[str, Any], facts: dict[str, Any],
+             servers: Servers) -> dict[str, Any]:
+    elapsed = max(orders["elapsed_s"], 1e-9)
+    orders_per_s = orders["paid"] / elapsed
+    noop_per_s = noop["sequences"] / max(noop["elapsed_s"], 1e-9)
+    client_oversold = max(0, orders["units"] - orders["replays"] - opts.cap)
+    db_oversold = max(0, facts["sold"] + facts["reserved"] - facts["cap"], facts["paid_units"] - facts["cap"])
+    return {
+        "orders_per_s": round(orders_per_s, 1),
+        "noop_per_s": round(noop_per_s, 1),
+        "ratio": round(orders_per_s / noop_per_s, 3) if noop_per_s else 0.0,
+        "p50_ms": round(_percentile(orders["latencies_ms"], 0.50), 2),
+        "p99_ms": round(_percentile(orders["latencies_ms"], 0.99), 2),
+        "order_p99_ms": round(_percentile(orders["order_latencies_ms"], 0.99), 2),
+        "noop_p99_ms": round(_percentile(noop["latencies_ms"], 0.99), 2),
+        "cap": opts.cap,
+        "sold": facts["sold"],
+        "paid_orders_db": facts["paid_units"],
+        "sold_matches_paid": facts["sold"] == facts["paid_units"],
+        "sold_out": orders["sold_out"] > 0,
+        "oversold": max(client_oversold, db_oversold),
+        "duplicates": orders["duplicates"] + facts["duplicate_keys"],
+        "errors_5xx": orders["errors_5xx"] + noop["errors_5xx"],
+        "errors_4xx": orders["errors_4xx"] + noop["errors_4xx"],
+        "first_4xx": orders["first_4xx"] or noop["first_4xx"],
+        "connection_resets": orders["resets"] + noop["resets"],
+        "replays": orders["replays"],
+        "servers_killed": servers.killed,
+        "peak_rss_mb": round(servers.peak_rss_mb, 1),
+        "db": opts.db,
+        "processes": opts.processes,
+        "buyers": opts.buyers,
+        "reserve": opts.reserve,
+        "sqlite_synchronous": opts.sqlite_synchronous if opts.db == "sqlite" else None,
+        "seconds": round(elapsed, 2),
+        "cpus": os.cpu_count(),
+    }
+
+
+def failed(result: dict[str, Any]) -> bool:
+    return bool(result["oversold"] or result["duplicates"] or result["errors_5xx"]
+                or not result["sold_matches_paid"])
+
+
+def as_json(result: dict[str, Any]) -> str:
+    return json.dumps(result, separators=(",", ":"))
