@@ -13,6 +13,7 @@ from tuangou.core.auth import Principal, Role
 from tuangou.core.config import Settings
 from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.registry import load_models
+from tuangou.merchants import casework
 from tuangou.orders import service as orders
 from tuangou.orders.gateway import SandboxGateway
 
@@ -21,6 +22,13 @@ SHOPS = [
     ("Lao Wang Noodles", "catering", "beef noodles for two", 3900, 5800, 120),
     ("Cha Ji Milk Tea", "beverage", "buy one get one: brown sugar boba", 1500, 3000, 400),
     ("Taro Cake House", "bakery", "¥9.9 taro mille-feuille", 990, 2800, 60),
+]
+
+EXAM = [  # the compliance exam a merchant under traffic limits takes (seed 000)
+    ("A store serves 50 a day; a promotion runs 10 days. How many vouchers are safe to sell?",
+     ["500", "400", "600"], 1),
+    ("Sales are 10 away from the cap and stock cannot grow. What do you do?",
+     ["keep selling", "stop the listing or ask ops to approve more stock with evidence", "raise the cap yourself"], 1),
 ]
 
 
@@ -41,6 +49,8 @@ def _load(db: Database) -> list[tuple[str, str, str]]:
     if already is None:
         ops = accounts.create_user(uow, None, "ops@demo.tuangou", PASSWORD, Role.OPS, "Demo Ops", reason="demo")
         ops_p = Principal(ops.id, Role.OPS)
+        for text, options, correct in EXAM:
+            casework.add_question(uow, ops_p, text=text, options=options, correct_index=correct, reason="demo")
         buyers = [accounts.sign_up_buyer(uow, f"buyer{i}@demo.tuangou", PASSWORD, f"Buyer {i}") for i in (1, 2, 3)]
         now = uow.clock.now()
         gateway = SandboxGateway()

@@ -111,6 +111,12 @@ def merchant_status(uow: UnitOfWork, merchant_id: int) -> str:
     return merchant.status
 
 
+def merchant_name(uow: UnitOfWork, merchant_id: int) -> str:
+    """Inside an open unit of work: a merchant's name (reports anonymise it away)."""
+    merchant = uow.session.get(Merchant, merchant_id)
+    return merchant.name if merchant is not None else ""
+
+
 def set_merchant_status(uow: UnitOfWork, merchant_id: int, status: rules.MerchantStatus) -> None:
     """Inside an open unit of work: penalties suspend or remove a merchant."""
     merchant = uow.session.get(Merchant, merchant_id)

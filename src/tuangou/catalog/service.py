@@ -221,6 +221,8 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         _require_active_merchant(uow, deal.merchant_id)
         if deal.status == rules.DealStatus.PUBLISHED:
             return _deal_view(deal, _tz(uow, deal))
+        from tuangou.merchants import service as merchants  # merchants imports catalog
+        merchants.check_may_publish(uow, deal.merchant_id, deal.large_promotion)  # suspensions, promotion bans
         if deal.valid_until <= uow.now:
             raise Conflict("the deal's validity has ended", code="deal_expired")
         tz = _tz(uow, deal)
@@ -251,6 +253,15 @@ def delist(uow: UnitOfWork, deal_id: int, why: str) -> None:
         deal.status = rules.DealStatus.DELISTED
         record_event(uow.session, "DealDelisted", {"deal_id": deal_id, "why": why}, uow.now,
                      merchant_id=deal.merchant_id)
+
+
+def delist_merchant_deals(uow: UnitOfWork, merchant_id: int, why: str) -> int:
+    """Inside an open unit of work: stop every published deal of a merchant (removal); returns how many."""
+    ids = list(uow.session.scalars(select(Deal.id).where(Deal.merchant_id == merchant_id,
+                                                         Deal.status == rules.DealStatus.PUBLISHED).order_by(Deal.id)))
+    for deal_id in ids:
+        delist(uow, deal_id, why)
+    return len(ids)
 
 
 def delist_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str) -> DealView:
@@ -299,9 +310,16 @@ def list_deals(uow: UnitOfWork, *, service_date: date | None, category: str | No
                store_id: int | None = None, merchant_id: int | None = None, status: str | None = "published",
                cursor: int | None = None, limit: int = 50, order_ids: list[int] | None = None
                ) -> list[dict[str, Any]]:
-    """Deals with their availability on `service_date` (default: each store's today)."""
+    """Deals with their availability on `service_date` (default: each store's today).
+
+    Published listings follow the merchants' scores (merchants.service.rank_deals); `cursor` is
+    then the id of the last deal seen and the page continues after it in that order.
+    """
     with uow:
-        q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).order_by(Deal.id).limit(limit)
+        q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).order_by(Deal.id)
+        ranked = status == rules.DealStatus.PUBLISHED and order_ids is None
+        if not ranked:
+            q = q.limit(limit)
         if status:
             q = q.where(Deal.status == status)
         if category:
@@ -310,11 +328,11 @@ def list_deals(uow: UnitOfWork, *, service_date: date | None, category: str | No
             q = q.where(Deal.store_id == store_id)
         if merchant_id:
             q = q.where(Deal.merchant_id == merchant_id)
-        if cursor:
+        if cursor and not ranked:
             q = q.where(Deal.id > cursor)
         if order_ids is not None:
             q = q.where(Deal.id.in_(order_ids))
-        rows = uow.session.execute(q).all()
+        rows = _ranked_page(uow, q, cursor, limit) if ranked else list(uow.session.execute(q).all())
         out = []
         for deal, tz in rows:
             day = service_date or uow.now.astimezone(ZoneInfo(tz)).date()
@@ -322,6 +340,18 @@ def list_deals(uow: UnitOfWork, *, service_date: date | None, category: str | No
             view["availability"] = _availability(uow, deal, day)
             out.append(view)
         return out
+
+
+def _ranked_page(uow: UnitOfWork, q: Any, cursor: int | None, limit: int) -> list[Any]:
+    from tuangou.merchants import service as merchants  # merchants imports catalog
+    keys = q.with_only_columns(Deal.id, Deal.merchant_id, Deal.category)
+    order = merchants.rank_deals(uow, [(d, m, c) for d, m, c in uow.session.execute(keys).all()])
+    if cursor and cursor not in order:
+        return []  # the last deal seen left the listing: no position to continue from
+    start = order.index(cursor) + 1 if cursor else 0
+    page = order[start:start + limit]
+    found = {deal.id: (deal, tz) for deal, tz in uow.session.execute(q.where(Deal.id.in_(page))).all()} if page else {}
+    return [found[i] for i in page if i in found]
 
 
 def _availability(uow: UnitOfWork, deal: Deal, day: date) -> dict[str, Any]:

@@ -182,7 +182,8 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
         stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports rowcount -1 for these statements
+    return len(session.execute(stmt.returning(*[getattr(table.c, c) for c in conflict])).all())
 
 
 def upsert_add(session: Session, table: Any, values: dict[str, Any], conflict: list[str], column: str,
@@ -201,4 +202,4 @@ def upsert_add(session: Session, table: Any, values: dict[str, Any], conflict: l
     new_value = col + getattr(stmt.excluded, column)
     where = None if limit is None else new_value <= limit
     stmt = stmt.on_conflict_do_update(index_elements=conflict, set_={column: new_value}, where=where)
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return session.execute(stmt.returning(col)).first() is not None
