@@ -13,7 +13,7 @@ from tests.e2e.test_readme_tour import demo_server, tour_blocks  # noqa: F401  (
 
 @pytest.mark.skipif(shutil.which("jq") is None or shutil.which("curl") is None, reason="the tour needs curl and jq")
 def test_disputes_tour_runs_on_its_own(demo_server):  # noqa: F811
-    block = next(b for b in tour_blocks() if "/disputes" in b)
+    block = next(b for b in tour_blocks() if "stack-request" in b)
     result = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block],
                             env={**os.environ, "TUANGOU_PORT": str(demo_server)},
                             capture_output=True, text=True, timeout=120)

@@ -68,9 +68,8 @@ def test_ktv_room_full_at_arrival_is_severe_refund_and_coupon_at_once_platform_p
     with UnitOfWork(stage.db) as uow:
         violations = [e.payload for e in uow.session.scalars(select(OutboxEvent).where(
             OutboxEvent.type == "ViolationRecorded"))]
-    assert violations == [{"merchant_id": merchant_id, "category": "entertainment", "kind": "oversale",
-                           "ref": f"dispute:{dispute['id']}", "reason": f"dispute #{dispute['id']} confirmed as "
-                                                                        "over-selling"}]
+    assert [(v["merchant_id"], v["category"], v["kind"], v["ref"]) for v in violations] == [
+        (merchant_id, "entertainment", "oversale", f"dispute:{dispute['id']}")]
     history = stage.client.get(f"/api/v1/disputes/{dispute['id']}", headers=buyer).json()["history"]
     assert [h["action"] for h in history] == ["opened", "confirmed"]
     assert history[0]["evidence"][0]["name"] == "front-desk.jpg"

@@ -255,7 +255,10 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
         category = (incident or {}).get("category") or catalog.store_category(uow, d.store_id)
         merchants.record_violation(uow, merchant_id=d.merchant_id, category=category, kind="oversale",
                                    ref=(incident or {}).get("ref") or f"dispute:{d.id}",
-                                   reason=f"dispute #{d.id} confirmed as over-selling")
+                                   reason=f"dispute #{d.id} confirmed as over-selling",
+                                   deal_id=orders.order_facts(uow, d.order_id)["deal_id"],
+                                   details={"compensation_cents": d.remedy["refund_cents"]
+                                            + sum(c["value"] for c in issued)})
     _log(uow, d, "confirmed", actor_id, role, reason)
     record_event(uow.session, "DisputeConfirmed", {"dispute_id": d.id, "order_id": d.order_id, "tier": tier,
                                                    "oversale": oversale, **d.remedy}, uow.now,
