@@ -143,3 +143,9 @@ def user_ids_with_role(uow: UnitOfWork, role: Role) -> list[int]:
 def audit_log(uow: UnitOfWork, *, cursor: int | None, limit: int, action: str | None) -> list[dict[str, object]]:
     with uow:
         return list_entries(uow.session, cursor=cursor, limit=limit, action=action)
+
+
+def role_of(uow: UnitOfWork, user_id: int) -> str | None:
+    """Inside an open unit of work: a user's role, or None when there is no such user."""
+    user = uow.session.get(User, user_id)
+    return user.role if user is not None else None

@@ -620,3 +620,11 @@ def live_deals(uow: UnitOfWork) -> list[tuple[int, int, str]]:
     rows = uow.session.execute(select(Deal.id, Deal.merchant_id, Store.timezone).join(Store, Store.id == Deal.store_id)
                                .where(Deal.status == rules.DealStatus.PUBLISHED).order_by(Deal.id))
     return [(int(d), int(m), str(tz)) for d, m, tz in rows]
+
+
+def store_category(uow: UnitOfWork, store_id: int) -> str:
+    """Inside an open unit of work: a store's category (violation points are per category)."""
+    store = uow.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} not found")
+    return store.category

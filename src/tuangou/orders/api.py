@@ -21,6 +21,7 @@ class NewOrder(BaseModel):
     quantity: int = Field(default=1, ge=1, le=1000)
     service_date: date | None = Field(default=None, description="default: today in the store's time zone")
     slot: str | None = Field(default=None, max_length=16)
+    coupon_code: str | None = Field(default=None, max_length=24, description="one coupon of yours to apply")
 
 
 class Pay(BaseModel):
@@ -39,7 +40,8 @@ def place_order(body: NewOrder, p: Buyer, uow: UoW, request: Request, response: 
                 idempotency_key: IdemKey = None) -> dict[str, Any]:
     order, replayed = service.place_order(
         uow, p, body.deal_id, body.quantity, idempotency_key or "", service_date=body.service_date,
-        slot=body.slot, ttl_minutes=request.app.state.settings.reservation_ttl_minutes)
+        slot=body.slot, ttl_minutes=request.app.state.settings.reservation_ttl_minutes,
+        coupon_code=body.coupon_code)
     if replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tuangou.catalog import rules as catalog_rules
@@ -30,6 +30,7 @@ from tuangou.core.errors import (
 )
 from tuangou.core.money import percent_of, yuan
 from tuangou.core.outbox import record_event
+from tuangou.disputes import rules as coupon_rules
 from tuangou.notify import service as notify
 from tuangou.orders import rules
 from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
@@ -84,8 +85,8 @@ def _visible(actor: Principal, o: Order) -> bool:
 # ---- placing ------------------------------------------------------------------------------------
 
 def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, idempotency_key: str, *,
-                service_date: date | None = None, slot: str | None = None, ttl_minutes: int = 15
-                ) -> tuple[OrderView, bool]:
+                service_date: date | None = None, slot: str | None = None, ttl_minutes: int = 15,
+                coupon_code: str | None = None) -> tuple[OrderView, bool]:
     """Reserve `quantity` units of a deal for `buyer`; returns (order, replayed).
 
     Preconditions: buyer role. The same idempotency key returns the same order
@@ -97,7 +98,10 @@ def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, 
     if not idempotency_key or len(idempotency_key) > 128:
         raise ValidationFailed("an Idempotency-Key header (1-128 characters) is required",
                                code="idempotency_key_required")
-    fingerprint = rules.request_fingerprint({"deal": deal_id, "q": quantity, "d": service_date, "s": slot})
+    body = {"deal": deal_id, "q": quantity, "d": service_date, "s": slot}
+    if coupon_code:
+        body["c"] = coupon_code
+    fingerprint = rules.request_fingerprint(body)
     with uow:
         replay = _replay(uow, buyer.user_id, idempotency_key, fingerprint)
         if replay is not None:
@@ -129,10 +133,22 @@ def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, 
             raise Conflict(f"at most {ctx.per_buyer_limit} per buyer", code="per_buyer_limit")
         for hook in ORDER_PLACED_HOOKS:
             hook(uow, ctx, order, states)
+        if coupon_code:
+            _apply_coupon(uow, order, coupon_code)
         record_event(uow.session, "OrderPlaced", {"order_id": order.id, "deal_id": deal_id, "quantity": quantity,
                                                   "buyer_id": buyer.user_id}, uow.now, merchant_id=ctx.merchant_id)
         uow.commit()
         return _view(uow, order, with_vouchers=False), False
+
+
+def _apply_coupon(uow: UnitOfWork, order: Order, code: str) -> None:
+    """Coupons live in disputes; one conditional UPDATE there makes a coupon usable once."""
+    from tuangou.disputes import service as disputes
+    discount = disputes.apply_coupon(uow, buyer_id=order.buyer_id, code=code, order_id=order.id,
+                                     merchant_id=order.merchant_id, order_cents=order.amount_cents)
+    order.amount_cents -= discount
+    order.extra = {**(order.extra or {}), "coupon_code": code.strip().upper(), "coupon_discount_cents": discount}
+    uow.session.flush()
 
 
 def _replay(uow: UnitOfWork, buyer_id: int, key: str, fingerprint: str) -> OrderView | None:
@@ -182,6 +198,9 @@ def _end_reservation(uow: UnitOfWork, order: Order, status: rules.OrderStatus) -
         return False
     catalog.release_reserved(uow, order.deal_id, order.buckets, order.quantity)
     _uncount(uow, order, order.quantity)
+    if (order.extra or {}).get("coupon_code"):
+        from tuangou.disputes import service as disputes
+        disputes.restore_coupon(uow, order.id)
     uow.session.refresh(order)
     record_event(uow.session, f"Order{status.value.capitalize()}", {"order_id": order.id}, uow.now,
                  merchant_id=order.merchant_id)
@@ -435,6 +454,8 @@ def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, 
         order = found
     if order.status not in (rules.OrderStatus.PAID,):
         raise Conflict(f"order is {order.status}; nothing to refund", code="not_refundable")
+    refunded_before = int(uow.session.scalar(select(func.count()).select_from(Voucher).where(
+        Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.REFUNDED)) or 0)
     q = select(Voucher).where(Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.ISSUED)
     if codes:
         wanted = {c.strip().upper() for c in codes}
@@ -452,6 +473,10 @@ def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, 
             return 0
         raise Conflict("nothing left to refund", code="not_refundable")
     amount = sum(v.price_cents for v in refunded)
+    if (order.extra or {}).get("coupon_code"):
+        # the coupon's part of these vouchers is not the buyer's cash: it goes back to the coupon
+        from tuangou.disputes import service as disputes
+        amount -= disputes.coupon_refund_share(uow, order.id, order.quantity, refunded_before, len(refunded))
     catalog.release_sold(uow, order.deal_id, order.buckets, len(refunded))
     _uncount(uow, order, len(refunded))
     if source != ledger.ESCROW:
@@ -459,8 +484,9 @@ def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, 
         ledger.post(uow.session, "escrow_to_compensation", [(ledger.ESCROW, -amount),
                                                             (ledger.COMPENSATION, amount)], uow.now,
                     ref=f"order:{order.id}")
-    _owe_refund(uow, order, amount, f"vouchers:{order.id}:{refunded[0].id}:{len(refunded)}",
-                (order.extra or {}).get("charge_ref", ""), reason, source)
+    if amount:
+        _owe_refund(uow, order, amount, f"vouchers:{order.id}:{refunded[0].id}:{len(refunded)}",
+                    (order.extra or {}).get("charge_ref", ""), reason, source)
     _settle(uow, order)
     uow.session.refresh(order)
     record_event(uow.session, "VouchersRefunded", {"order_id": order.id, "count": len(refunded),
@@ -471,7 +497,40 @@ def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, 
     return amount
 
 
-def process_refunds(uow: UnitOfWork, gateway: PaymentGateway, batch: int = 100) -> dict[str, int]:
+def refund_for_dispute(uow: UnitOfWork, order_id: int, reason: str, key: str, source: str) -> dict[str, int]:
+    """Inside an open unit of work: make an order free for a confirmed dispute, paid from `source`.
+
+    Issued vouchers are refunded (their escrow moves through `source`); vouchers already redeemed
+    were settled to the merchant, so the platform advances their price from `source` as well.
+    Returns {"escrow_cents", "advanced_cents"}: what escrow covered and what the platform advanced.
+    """
+    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    escrow = refund_in_uow(uow, order, None, reason, source=source) if order.status == rules.OrderStatus.PAID else 0
+    redeemed = list(uow.session.scalars(select(Voucher.price_cents).where(
+        Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.REDEEMED)))
+    discount = int((order.extra or {}).get("coupon_discount_cents", 0))
+    advanced = max(0, sum(redeemed) - coupon_rules.coupon_share(discount, order.quantity, 0, len(redeemed)))
+    if advanced:
+        _owe_refund(uow, order, advanced, f"{key}:redeemed", (order.extra or {}).get("charge_ref", ""), reason,
+                    source)
+    return {"escrow_cents": escrow, "advanced_cents": advanced}
+
+
+def owe_extra_refund(uow: UnitOfWork, order_id: int, amount: int, key: str, reason: str, source: str) -> None:
+    """Inside an open unit of work: pay a buyer `amount` back on an order from `source` (after-sales
+    discount or return paid by the merchant's account); one refund per key."""
+    order = uow.session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    if not 0 < amount <= order.amount_cents:
+        raise ValidationFailed("the amount must be positive and at most what the order cost")
+    _owe_refund(uow, order, amount, key, (order.extra or {}).get("charge_ref", ""), reason, source)
+
+
+def process_refunds(uow: UnitOfWork, gateway: PaymentGateway, batch: int = 100, order_id: int | None = None
+                    ) -> dict[str, int]:
     """Push owed refunds through the gateway until each succeeds; safe to run twice.
 
     The gateway refund is idempotent by the refund's key, so a crash after the
@@ -479,8 +538,10 @@ def process_refunds(uow: UnitOfWork, gateway: PaymentGateway, batch: int = 100) 
     """
     counts = {"succeeded": 0, "retrying": 0}
     with uow:
-        ids = list(uow.session.scalars(select(Refund.id).where(Refund.status == rules.RefundStatus.PENDING,
-                                                               Refund.next_attempt_at <= uow.now).limit(batch)))
+        due = select(Refund.id).where(Refund.status == rules.RefundStatus.PENDING, Refund.next_attempt_at <= uow.now)
+        if order_id is not None:  # an immediate attempt for one order (disputes pay out right after commit)
+            due = due.where(Refund.order_id == order_id)
+        ids = list(uow.session.scalars(due.limit(batch)))
     for refund_id in ids:
         with uow:
             claimed = uow.session.execute(update(Refund).where(

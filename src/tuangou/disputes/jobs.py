@@ -1,0 +1,14 @@
+"""Scheduled dispute work: SLA escalation and marking recovery claims the merchant has repaid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuangou.core.db import UnitOfWork
+from tuangou.core.jobs import JobContext
+from tuangou.disputes import service, stacking
+
+
+def run_due(ctx: JobContext) -> dict[str, Any]:
+    return {"escalated": service.escalate_overdue(UnitOfWork(ctx.db, ctx.clock)),
+            "recovered": stacking.settle_recoveries(UnitOfWork(ctx.db, ctx.clock))}
