@@ -100,7 +100,7 @@ def test_a_day_of_selling_with_a_disruption_at_three(stage):
         else:
             assert notices == [] and order["service_date"] == today
     coupons = events(stage, "CouponIssued")
-    assert len(coupons) == 5 and {c["amount_cents"] for c in coupons} == {500}
+    assert len(coupons) == 5 and {c["value"] for c in coupons} == {500}
     # the incident is on the merchant's record
     incidents = stage.client.get("/api/v1/oversale-incidents", headers=merchant).json()["items"]
     assert len(incidents) == 1 and incidents[0]["over"] == 25 and len(incidents[0]["orders"]) == 5
