@@ -19,10 +19,10 @@ from tuangou.capacity.models import (
     CapacityDisruption,
     CapOffer,
     DealConsumption,
-    GovernancePolicyRow,
 )
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
+from tuangou.core import policy as policies
 from tuangou.core.auth import Principal
 from tuangou.core.db import UnitOfWork, insert_ignore
 from tuangou.core.errors import ValidationFailed
@@ -32,9 +32,9 @@ POLICY = "governance"
 
 def policy(uow: UnitOfWork) -> rules.GovernancePolicy:
     """Inside an open unit of work: the current policy (stored values over the seed defaults)."""
-    row = uow.session.get(GovernancePolicyRow, POLICY)
+    stored = policies.load(uow.session, POLICY)
     base = rules.GovernancePolicy()
-    return base.merged(row.value) if row is not None else base
+    return base.merged(stored) if stored is not None else base
 
 
 def declaration_of(raw: dict[str, Any]) -> rules.Declaration:

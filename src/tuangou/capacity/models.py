@@ -9,17 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tuangou.core.db import Base, UTCDateTime
 
 
-class GovernancePolicyRow(Base):
-    """Ops-edited policy numbers; the rules' defaults fill whatever is not stored."""
-
-    __tablename__ = "governance_policies"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    value: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
-
-
 class CapacityDeclaration(Base):
     __tablename__ = "capacity_declarations"
 

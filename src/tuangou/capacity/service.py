@@ -38,13 +38,13 @@ from tuangou.capacity.models import (
     CapacityDeclaration,
     CapacityDisruption,
     DealConsumption,
-    GovernancePolicyRow,
 )
 from tuangou.capacity.rules import AuditStatus, DisruptionKind
 
 __all__ = ["AuditStatus", "DisruptionKind", "current_offer", "day_plan", "day_target", "deal_day_caps", "policy", "recompute_deal",
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
+from tuangou.core import policy as policies
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore
@@ -61,8 +61,6 @@ def get_policy(uow: UnitOfWork) -> dict[str, Any]:
 
 def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reason: str) -> dict[str, Any]:
     actor.require(Role.OPS)
-    if not reason.strip():
-        raise ValidationFailed("a reason is required")
     with uow:
         try:
             new = policy(uow).merged(changes)
@@ -72,12 +70,7 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
         if problems:
             raise ValidationFailed("; ".join(problems))
         value = asdict(new)
-        if not insert_ignore(uow.session, GovernancePolicyRow.__table__, {
-                "name": POLICY, "value": value, "updated_at": uow.now, "updated_by": actor.user_id}, ["name"]):
-            uow.session.execute(update(GovernancePolicyRow).where(GovernancePolicyRow.name == POLICY)
-                                .values(value=value, updated_at=uow.now, updated_by=actor.user_id))
-        record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_governance_policy",
-                     target=f"policy:{POLICY}", reason=reason, now=uow.now, details=changes)
+        policies.store(uow, actor, POLICY, value, reason, changes)
         uow.commit()
         return value
 

@@ -9,7 +9,8 @@ from types import ModuleType
 
 import tuangou
 
-CORE_MODELS = ("tuangou.core.outbox", "tuangou.core.audit", "tuangou.core.ledger", "tuangou.core.leases")
+CORE_MODELS = ("tuangou.core.outbox", "tuangou.core.audit", "tuangou.core.ledger", "tuangou.core.leases",
+               "tuangou.core.policy")
 
 
 def capabilities() -> list[str]:

@@ -9,17 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tuangou.core.db import Base, UTCDateTime
 
 
-class DisputePolicyRow(Base):
-    """The one editable copy of the tier policy (key 'default'); seed defaults until ops change it."""
-
-    __tablename__ = "dispute_policies"
-
-    key: Mapped[str] = mapped_column(String(32), primary_key=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
-
-
 class Dispute(Base):
     __tablename__ = "disputes"
 

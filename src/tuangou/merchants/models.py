@@ -9,16 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tuangou.core.db import Base, UTCDateTime
 
 
-class AccountabilitySettings(Base):
-    """The accountability policy ops edit (one row, key 'default')."""
-
-    __tablename__ = "accountability_settings"
-
-    key: Mapped[str] = mapped_column(String(32), primary_key=True)
-    values: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
 class Violation(Base):
     """One confirmed violation; (merchant, kind, ref) is unique so nothing is punished twice."""
 

@@ -19,6 +19,7 @@ from tuangou.accounts import service as accounts
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
+from tuangou.core import policy as policies
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.clock import local_date
@@ -27,7 +28,6 @@ from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.merchants import rules
 from tuangou.merchants.models import (
-    AccountabilitySettings,
     ExamAttempt,
     IntakeCounter,
     MerchantStanding,
@@ -37,7 +37,7 @@ from tuangou.merchants.models import (
 from tuangou.notify import service as notify
 from tuangou.orders import service as orders
 
-POLICY_KEY = "default"
+POLICY = "accountability"
 PENALTY_INCOME = "platform:penalties"
 
 
@@ -49,8 +49,8 @@ def deposit_account(merchant_id: int) -> str:
 
 def load_policy(uow: UnitOfWork) -> rules.AccountabilityPolicy:
     """Inside an open unit of work: the policy in force."""
-    row = uow.session.get(AccountabilitySettings, POLICY_KEY)
-    return rules.AccountabilityPolicy.from_dict(row.values) if row else rules.AccountabilityPolicy()
+    stored = policies.load(uow.session, POLICY)
+    return rules.AccountabilityPolicy.from_dict(stored) if stored is not None else rules.AccountabilityPolicy()
 
 
 def get_policy(uow: UnitOfWork) -> dict[str, Any]:
@@ -68,13 +68,7 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
         problems = rules.policy_problems(policy)
         if problems:
             raise ValidationFailed("; ".join(problems))
-        row = uow.session.get(AccountabilitySettings, POLICY_KEY)
-        if row is None:
-            uow.session.add(AccountabilitySettings(key=POLICY_KEY, values=policy.to_dict(), updated_at=uow.now))
-        else:
-            row.values, row.updated_at = policy.to_dict(), uow.now
-        record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_accountability_policy",
-                     target="policy:accountability", reason=reason, now=uow.now, details=changes)
+        policies.store(uow, actor, POLICY, policy.to_dict(), reason, changes)
         uow.commit()
         return policy.to_dict()
 
