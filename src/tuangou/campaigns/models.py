@@ -102,13 +102,3 @@ class StockPool(Base):
 
     __table_args__ = (CheckConstraint("used >= 0", name="used_nonneg"),
                       CheckConstraint("used <= capacity", name="used_within_capacity"))
-
-
-class CampaignPolicyRow(Base):
-    """The ops-editable campaign policy (one row, `default`)."""
-
-    __tablename__ = "campaign_policies"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    values: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 
 from tuangou.accounts import service as accounts
 from tuangou.campaigns import pools, rules
-from tuangou.campaigns.models import Campaign, CampaignMember, CampaignPolicyRow, PurchaseList
+from tuangou.campaigns.models import Campaign, CampaignMember, PurchaseList
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
-from tuangou.core.audit import record_audit
+from tuangou.core import policy as core_policy
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
@@ -39,10 +39,13 @@ def leader_account(leader_id: int) -> str:
 
 # ---- policy -------------------------------------------------------------------------------------
 
+POLICY_NAME = "campaigns"
+
+
 def policy(uow: UnitOfWork) -> rules.CampaignPolicy:
     """Inside an open unit of work: the campaign policy ops set, or the seed defaults."""
-    row = uow.session.get(CampaignPolicyRow, "default")
-    return rules.CampaignPolicy.from_dict(row.values) if row else rules.CampaignPolicy()
+    stored = core_policy.load(uow.session, POLICY_NAME)
+    return rules.CampaignPolicy.from_dict(stored) if stored is not None else rules.CampaignPolicy()
 
 
 def get_policy(uow: UnitOfWork) -> dict[str, Any]:
@@ -59,12 +62,8 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
         problems = rules.policy_problems(new)
         if problems:
             raise ValidationFailed("; ".join(problems))
-        insert_ignore(uow.session, CampaignPolicyRow.__table__, {"name": "default", "values": {},
-                                                                 "updated_at": uow.now}, ["name"])
-        uow.session.execute(update(CampaignPolicyRow).where(CampaignPolicyRow.name == "default")
-                            .values(values=new.as_dict(), updated_at=uow.now))
-        record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_campaign_policy",
-                     target="campaign_policy:default", reason=reason, now=uow.now, details=changes)
+        core_policy.store(uow, actor, POLICY_NAME, new.as_dict(), reason, changes, action="set_campaign_policy",
+                          target="campaign_policy:default")
         uow.commit()
         return new.as_dict()
 
