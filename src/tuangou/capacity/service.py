@@ -47,7 +47,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
@@ -89,6 +89,7 @@ def _declaration_view(row: CapacityDeclaration) -> dict[str, Any]:
             "bottleneck": {"cap": neck.cap, "resource": neck.resource}, "updated_at": row.updated_at.isoformat()}
 
 
+@retry_on_deadlock
 def declare_capacity(uow: UnitOfWork, actor: Principal, store_id: int, declaration: dict[str, Any],
                      weekday_factors: dict[int, float], holidays: dict[date, float]) -> dict[str, Any]:
     """Declare (or replace) a store's capacity and its day factors; caps follow at once."""
@@ -226,6 +227,7 @@ def record_inspection(uow: UnitOfWork, actor: Principal, audit_id: int, findings
         return view
 
 
+@retry_on_deadlock
 def decide_audit(uow: UnitOfWork, actor: Principal, audit_id: int, approve: bool, reason: str) -> dict[str, Any]:
     """Ops approve (the tightest bottleneck becomes the deal's capacity) or reject an audit."""
     actor.require(Role.OPS)
@@ -294,6 +296,7 @@ def _disruption_view(d: CapacityDisruption) -> dict[str, Any]:
             "reported_by": d.reported_by}
 
 
+@retry_on_deadlock
 def report_disruption(uow: UnitOfWork, actor: Principal, store_id: int, *, kind: str, capacity_factor: float,
                       max_units: int | None, starts_at: datetime | None, ends_at: datetime | None,
                       deal_id: int | None, reason: str) -> dict[str, Any]:
@@ -324,6 +327,7 @@ def report_disruption(uow: UnitOfWork, actor: Principal, store_id: int, *, kind:
         return view
 
 
+@retry_on_deadlock
 def end_disruption(uow: UnitOfWork, actor: Principal, disruption_id: int, reason: str) -> dict[str, Any]:
     with uow:
         dis = uow.session.get(CapacityDisruption, disruption_id)
@@ -359,6 +363,7 @@ def list_disruptions(uow: UnitOfWork, actor: Principal, store_id: int) -> list[d
 
 # ---- dynamic caps and calculators ----------------------------------------------------------------
 
+@retry_on_deadlock
 def refresh_daily_caps(uow: UnitOfWork) -> int:
     """Recompute the coming days' caps of every live deal, one deal per transaction."""
     with uow:

@@ -1,15 +1,14 @@
-"""Stores, deals and the capacity calendar, including the atomic counters of the hot path.
+"""Stores, deals and the capacity calendar.
 
-The counter functions (`reserve`, `release_reserved`, `confirm_sold`, `release_sold`)
-run inside the caller's unit of work and never commit; each is one conditional
-UPDATE per bucket, taken in the fixed key order `rules.buckets_for_order` gives.
+The hot path's atomic counters (`reserve`, `release_reserved`, `confirm_sold`,
+`release_sold`) are in `counters.py` and re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, select, update
@@ -19,8 +18,8 @@ from tuangou.catalog import rules
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
-from tuangou.core.errors import CapExceeded, Conflict, Forbidden, NotFound, SoldOut, ValidationFailed
+from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock
+from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 
 PUBLISH_HORIZON_DAYS = 62  # buckets made ahead at publish; later dates are made on first order
@@ -409,6 +408,7 @@ def bucket_key(ctx: DealContext, service_date: date | None, slot: str | None) ->
     return rules.date_bucket(service_date, slot)
 
 
+@retry_on_deadlock
 def set_bucket_cap(uow: UnitOfWork, actor: Principal, deal_id: int, key: str, cap: int, reason: str = ""
                    ) -> dict[str, Any]:
     """Set the cap of one bucket (a service date, a slot, `total` or `stock`).
@@ -466,99 +466,6 @@ def apply_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, allow_below_
             "over": max(0, bucket.sold + bucket.reserved - bucket.cap)}
 
 
-# ---- the hot path counters ------------------------------------------------------------------------
-
-def _default_cap(ctx: DealContext, key: str) -> int | None:
-    if key in (rules.STOCK_BUCKET, rules.TOTAL_BUCKET):
-        return None
-    _, _, slot = key.partition("@")
-    return ctx.slots.get(slot) if slot else ctx.daily_cap
-
-
-def reserve(uow: UnitOfWork, ctx: DealContext, keys: list[str], qty: int) -> list[rules.BucketState]:
-    """Hold `qty` units in every bucket of `keys` (sorted), or raise and hold none.
-
-    Each bucket moves with one conditional UPDATE … RETURNING; a date bucket that
-    does not exist yet is created with the deal's default cap first
-    (insert-if-absent, atomic). Returns the buckets' counters after the hold.
-    """
-    session = uow.session
-    after = []
-    for key in keys:
-        stmt = (update(CapacityBucket)
-                .where(CapacityBucket.deal_id == ctx.id, CapacityBucket.key == key, CapacityBucket.open,
-                       CapacityBucket.sold + CapacityBucket.reserved + qty <= CapacityBucket.cap)
-                .values(reserved=CapacityBucket.reserved + qty)
-                .returning(CapacityBucket.cap, CapacityBucket.sold, CapacityBucket.reserved))
-        row = session.execute(stmt).first()
-        if row is None:
-            default = _default_cap(ctx, key)
-            if default is not None and insert_ignore(session, CapacityBucket.__table__, {
-                    "deal_id": ctx.id, "key": key, "cap": default, "sold": 0, "reserved": 0, "open": True},
-                    ["deal_id", "key"]):
-                row = session.execute(stmt).first()
-        if row is None:
-            _refuse(uow, ctx, key, qty)
-        after.append(rules.BucketState(key, row.cap, row.sold, row.reserved, True))
-    return after
-
-
-# ---- benchmark baseline only (bench flash-sale --reserve for_update) -----------------------------
-
-def reserve_for_update(uow: UnitOfWork, ctx: DealContext, keys: list[str], qty: int) -> list[rules.BucketState]:
-    """The locking baseline the flash-sale benchmark compares `reserve` with (Saleor's way):
-    SELECT … FOR UPDATE each bucket in key order, check in Python, then UPDATE. Correct (the
-    row stays locked until commit) but one more round trip under the lock. Never on the real path."""
-    after = []
-    for key in keys:
-        bucket = uow.session.scalar(select(CapacityBucket).where(
-            CapacityBucket.deal_id == ctx.id, CapacityBucket.key == key).with_for_update())
-        if bucket is None or not bucket.open or bucket.sold + bucket.reserved + qty > bucket.cap:
-            _refuse(uow, ctx, key, qty)
-        bucket.reserved += qty
-        uow.session.flush()
-        after.append(rules.BucketState(key, bucket.cap, bucket.sold, bucket.reserved, True))
-    return after
-
-
-def _refuse(uow: UnitOfWork, ctx: DealContext, key: str, qty: int) -> NoReturn:
-    bucket = uow.session.scalar(select(CapacityBucket).where(CapacityBucket.deal_id == ctx.id,
-                                                             CapacityBucket.key == key))
-    if bucket is None:
-        raise Conflict(f"deal {ctx.id} is not on sale for {key}", code="not_on_sale")
-    if not bucket.open:
-        raise Conflict(f"deal {ctx.id} is not on sale for {key}", code="not_on_sale")
-    remaining = max(0, bucket.cap - bucket.sold - bucket.reserved)
-    if remaining == 0:
-        raise SoldOut(f"deal {ctx.id} is sold out for {key}", remaining=0)
-    raise CapExceeded(f"only {remaining} left for {key}, asked for {qty}", remaining=remaining)
-
-
-def _move(uow: UnitOfWork, deal_id: int, keys: list[str], values: dict[str, Any]) -> None:
-    for key in sorted(keys):
-        uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal_id,
-                                                         CapacityBucket.key == key).values(**values))
-
-
-def release_reserved(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
-    _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty})
-
-
-def confirm_sold(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
-    _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty, "sold": CapacityBucket.sold + qty})
-
-
-def release_sold(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
-    _move(uow, deal_id, keys, {"sold": CapacityBucket.sold - qty})
-
-
-def buckets_of(uow: UnitOfWork, deal_id: int) -> list[rules.BucketState]:
-    """Inside an open unit of work: every bucket of a deal."""
-    return [rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open) for b in uow.session.scalars(
-        select(CapacityBucket).where(CapacityBucket.deal_id == deal_id).order_by(CapacityBucket.key)
-        .execution_options(populate_existing=True))]
-
-
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------
 
 def deal_facts(uow: UnitOfWork, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
@@ -599,22 +506,6 @@ def store_facts(uow: UnitOfWork, store_id: int, actor: Principal | None = None) 
             "timezone": store.timezone}
 
 
-def take_sold(uow: UnitOfWork, deal_id: int, key: str, qty: int, default_cap: int) -> bool:
-    """Inside an open unit of work: add `qty` sold units to a bucket if they fit under its cap.
-
-    Used to move a paid order to another date even while the deal is delisted, so
-    the `open` flag is not checked; a missing bucket is created with `default_cap`.
-    """
-    insert_ignore(uow.session, CapacityBucket.__table__, {
-        "deal_id": deal_id, "key": key, "cap": default_cap, "sold": 0, "reserved": 0, "open": False},
-        ["deal_id", "key"])
-    moved = uow.session.execute(update(CapacityBucket).where(
-        CapacityBucket.deal_id == deal_id, CapacityBucket.key == key,
-        CapacityBucket.sold + CapacityBucket.reserved + qty <= CapacityBucket.cap)
-        .values(sold=CapacityBucket.sold + qty)).rowcount  # type: ignore[attr-defined]
-    return bool(moved)
-
-
 def live_deals(uow: UnitOfWork) -> list[tuple[int, int, str]]:
     """Inside an open unit of work: (deal id, merchant id, store time zone) of every published deal."""
     rows = uow.session.execute(select(Deal.id, Deal.merchant_id, Store.timezone).join(Store, Store.id == Deal.store_id)
@@ -628,3 +519,21 @@ def store_category(uow: UnitOfWork, store_id: int) -> str:
     if store is None:
         raise NotFound(f"store {store_id} not found")
     return store.category
+
+
+# The hot path's counters live in their own module; this module stays the capability's one entry point.
+from tuangou.catalog.counters import (  # noqa: E402
+    buckets_of,
+    confirm_sold,
+    release_reserved,
+    release_sold,
+    reserve,
+    reserve_for_update,
+    take_sold,
+)
+
+__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "buckets_of", "confirm_sold",
+           "create_deal", "create_store", "deal_calendar", "deal_context", "deal_facts", "deal_ids", "delist",
+           "delist_deal", "delist_merchant_deals", "get_deal", "get_store", "list_deals", "list_stores",
+           "live_deals", "own_deal", "publish_deal", "release_reserved", "release_sold", "reserve",
+           "reserve_for_update", "set_bucket_cap", "store_category", "store_facts", "take_sold"]

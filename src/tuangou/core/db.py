@@ -9,16 +9,20 @@ single conditional UPDATE, which PostgreSQL re-evaluates after a row lock wait.
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -203,3 +207,30 @@ def upsert_add(session: Session, table: Any, values: dict[str, Any], conflict: l
     where = None if limit is None else new_value <= limit
     stmt = stmt.on_conflict_do_update(index_elements=conflict, set_={column: new_value}, where=where)
     return session.execute(stmt.returning(col)).first() is not None
+
+
+RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure (PostgreSQL)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def retry_on_deadlock(fn: _F) -> _F:
+    """Run a whole unit of work again when PostgreSQL picked it as a deadlock victim.
+
+    Locks are taken in a fixed order on the hot path, but governance (a cap falling
+    under what is sold) must lock a bucket before it can find the orders to move,
+    while payment locks the order first. PostgreSQL breaks such a cycle by aborting
+    one transaction, which rolled back whole; every service so wrapped is made of
+    conditional statements, so running it again is safe.
+    """
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(6):
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == 5:
+                    raise
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+        raise AssertionError("unreachable")
+    return run  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import UnitOfWork, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.governance import service as governance
@@ -92,6 +92,7 @@ def file_change_request(uow: UnitOfWork, actor: Principal, deal_id: int, *, buck
         return _view(req)
 
 
+@retry_on_deadlock
 def decide_change_request(uow: UnitOfWork, actor: Principal, request_id: int, decision: str, reason: str
                           ) -> dict[str, Any]:
     """Ops approve (the cap is raised), reject, or mark the request a false claim (a violation)."""
@@ -164,6 +165,7 @@ def _count_view(c: StockCount) -> dict[str, Any]:
             "difference": c.difference, "note": c.note, "counted_by": c.counted_by, "at": c.at.isoformat()}
 
 
+@retry_on_deadlock
 def record_stock_count(uow: UnitOfWork, actor: Principal, deal_id: int, counted: int, note: str) -> dict[str, Any]:
     """A physical count of a goods deal's stock: the difference to the online stock is kept; a count
     below the online stock lowers the online stock at once; a low count raises an alert."""

@@ -6,13 +6,12 @@ retried or concurrent call finds the row already moved and changes nothing.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from tuangou.catalog import rules as catalog_rules
@@ -20,7 +19,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, upsert_add
+from tuangou.core.db import UnitOfWork, retry_on_deadlock, upsert_add
 from tuangou.core.errors import (
     Conflict,
     Forbidden,
@@ -28,13 +27,11 @@ from tuangou.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from tuangou.core.money import percent_of, yuan
+from tuangou.core.money import percent_of
 from tuangou.core.outbox import record_event
-from tuangou.disputes import rules as coupon_rules
 from tuangou.notify import service as notify
 from tuangou.orders import rules
-from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
-from tuangou.orders.models import BuyerDealCount, Order, Payment, Refund, Voucher
+from tuangou.orders.models import BuyerDealCount, Order, Refund, Voucher
 
 # Hooks other capabilities register at import: called inside the placing unit of work
 # with (uow, deal context, order, bucket states after the hold). They may raise to refuse.
@@ -180,6 +177,7 @@ def _service_day(uow: UnitOfWork, ctx: catalog.DealContext, service_date: date |
     return day
 
 
+@retry_on_deadlock
 def cancel_order(uow: UnitOfWork, buyer: Principal, order_id: int) -> OrderView:
     """A buyer gives up an unpaid reservation; its capacity returns at once."""
     with uow:
@@ -213,6 +211,7 @@ def _uncount(uow: UnitOfWork, order: Order, qty: int) -> None:
                         .values(qty=BuyerDealCount.qty - qty))
 
 
+@retry_on_deadlock
 def expire_due(uow: UnitOfWork, batch: int = 500) -> int:
     """Expire reservations past their time; idempotent."""
     with uow:
@@ -229,142 +228,9 @@ def expire_due(uow: UnitOfWork, batch: int = 500) -> int:
         return n
 
 
-# ---- paying -------------------------------------------------------------------------------------
-
-def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str, gateway: PaymentGateway,
-              outcome: str | None = None) -> tuple[OrderView, dict[str, Any]]:
-    """Charge a reserved order. Three short transactions around the gateway call,
-    so no database lock is held while the gateway thinks."""
-    client_key = client_key or f"anon-{uuid.uuid4().hex}"
-    with uow:
-        order = _own_order(uow, buyer, order_id)
-        existing = uow.session.scalar(select(Payment).where(Payment.order_id == order_id,
-                                                            Payment.client_key == client_key))
-        if existing is not None and existing.status != rules.PaymentStatus.PENDING:
-            return _view(uow, order), _payment_view(existing)
-        if order.status == rules.OrderStatus.PAID:
-            return _view(uow, order), {"status": "succeeded", "replayed": True}
-        if order.status != rules.OrderStatus.RESERVED:
-            raise Conflict(f"order is {order.status}; it cannot be paid", code="not_payable")
-        if order.expires_at <= uow.now:
-            _end_reservation(uow, order, rules.OrderStatus.EXPIRED)
-            uow.commit()
-            raise Conflict("the reservation expired before payment", code="reservation_expired")
-        if existing is None:
-            existing = Payment(order_id=order_id, key=f"pay_{uuid.uuid4().hex}", client_key=client_key,
-                               amount_cents=order.amount_cents, status=rules.PaymentStatus.PENDING,
-                               created_at=uow.now)
-            uow.session.add(existing)
-            try:
-                uow.commit()
-            except IntegrityError as exc:
-                raise Conflict("a payment for this order is already in flight; retry in a minute",
-                               code="payment_in_progress") from exc
-        payment_id, key, amount = existing.id, existing.key, existing.amount_cents
-    try:
-        result: GatewayResult | None = gateway.charge(key, amount, outcome)
-    except GatewayTimeout:
-        result = None
-    payment = apply_charge(uow, payment_id, result)
-    # The answer is read after commit on the read engine: no write transaction, no SQLite write lock.
-    reader = UnitOfWork(uow.db, uow.clock, readonly=True)
-    with reader:
-        final = reader.session.get(Order, order_id)
-        assert final is not None
-        return _view(reader, final), payment
-
-
-def _payment_view(p: Payment) -> dict[str, Any]:
-    return {"id": p.id, "status": p.status, "amount_cents": p.amount_cents, "message": p.message,
-            "gateway_ref": p.gateway_ref}
-
-
-def apply_charge(uow: UnitOfWork, payment_id: int, result: GatewayResult | None) -> dict[str, Any]:
-    """Record the gateway's answer (None = no answer). Idempotent per payment."""
-    with uow:
-        payment = uow.session.get(Payment, payment_id)
-        assert payment is not None
-        open_states = (rules.PaymentStatus.PENDING, rules.PaymentStatus.UNKNOWN)
-        if result is None:
-            uow.session.execute(update(Payment).where(Payment.id == payment_id, Payment.status.in_(open_states))
-                                .values(status=rules.PaymentStatus.UNKNOWN, message="gateway timeout"))
-            uow.session.refresh(payment)  # before commit: no second transaction just to read it back
-            uow.commit()
-            return _payment_view(payment)
-        status = rules.PaymentStatus.SUCCEEDED if result.ok else rules.PaymentStatus.FAILED
-        moved = uow.session.execute(update(Payment).where(Payment.id == payment_id, Payment.status.in_(open_states))
-                                    .values(status=status, gateway_ref=result.reference, message=result.message,
-                                            decided_at=uow.now)).rowcount  # type: ignore[attr-defined]
-        if moved and result.ok:
-            _capture(uow, payment, result.reference)
-        uow.session.refresh(payment)  # before commit: no second transaction just to read it back
-        uow.commit()
-        return _payment_view(payment)
-
-
-def _capture(uow: UnitOfWork, payment: Payment, charge_ref: str) -> None:
-    order = uow.session.get(Order, payment.order_id)
-    assert order is not None
-    ref = f"order:{order.id}"
-    ledger.post(uow.session, "payment", [(ledger.EXTERNAL_BUYERS, -payment.amount_cents),
-                                         (ledger.ESCROW, payment.amount_cents)], uow.now, ref=ref)
-    paid = uow.session.execute(update(Order).where(Order.id == order.id, Order.status == rules.OrderStatus.RESERVED)
-                               .values(status=rules.OrderStatus.PAID, paid_at=uow.now,
-                                       extra={**(order.extra or {}), "charge_ref": charge_ref})).rowcount  # type: ignore[attr-defined]
-    if not paid:
-        # The reservation ended while the gateway was charging: give the money back.
-        _owe_refund(uow, order, payment.amount_cents, f"late:{payment.key}", charge_ref,
-                    "payment arrived after the reservation ended")
-        return
-    catalog.confirm_sold(uow, order.deal_id, order.buckets, order.quantity)
-    codes = []
-    for _ in range(order.quantity):
-        code = rules.new_voucher_code()
-        codes.append(code)
-        uow.session.add(Voucher(code=code, order_id=order.id, deal_id=order.deal_id, merchant_id=order.merchant_id,
-                                buyer_id=order.buyer_id, price_cents=order.unit_price_cents,
-                                status=rules.VoucherStatus.ISSUED, issued_at=uow.now))
-    uow.session.refresh(order)
-    record_event(uow.session, "OrderPaid", {"order_id": order.id, "amount_cents": order.amount_cents,
-                                            "deal_id": order.deal_id, "vouchers": len(codes)}, uow.now,
-                 merchant_id=order.merchant_id)
-    notify.notify_user(uow, order.buyer_id, "order_paid", f"Paid {yuan(order.amount_cents)} for order #{order.id}",
-                       f"{len(codes)} voucher(s) ready to use.", {"order_id": order.id})
-    for hook in ORDER_PAID_HOOKS:
-        hook(uow, order)
-
-
-def _owe_refund(uow: UnitOfWork, order: Order, amount: int, key: str, charge_ref: str, reason: str,
-                source: str = ledger.ESCROW) -> int:
-    """Book money owed back to the buyer; the refund job pays it out. Unique per key."""
-    uow.session.add(Refund(key=key, order_id=order.id, buyer_id=order.buyer_id, amount_cents=amount,
-                           charge_ref=charge_ref, reason=reason, status=rules.RefundStatus.PENDING, attempts=0,
-                           next_attempt_at=uow.now, created_at=uow.now))
-    ledger.post(uow.session, "refund_owed", [(source, -amount), (REFUNDS_PAYABLE, amount)], uow.now,
-                ref=f"order:{order.id}")
-    record_event(uow.session, "RefundOwed", {"order_id": order.id, "amount_cents": amount, "reason": reason},
-                 uow.now, merchant_id=order.merchant_id)
-    return amount
-
-
-REFUNDS_PAYABLE = "platform:refunds_payable"
-
-
-def reconcile_payments(uow: UnitOfWork, gateway: PaymentGateway, older_than_s: int = 60) -> int:
-    """Ask the gateway about payments left unknown or pending (a timeout, a crash)."""
-    with uow:
-        ids = list(uow.session.scalars(select(Payment.id).where(
-            Payment.status.in_((rules.PaymentStatus.UNKNOWN, rules.PaymentStatus.PENDING)),
-            Payment.created_at <= uow.now - timedelta(seconds=older_than_s)).limit(200)))
-        keys = {pid: uow.session.get(Payment, pid).key for pid in ids}  # type: ignore[union-attr]
-    for pid, key in keys.items():
-        found = gateway.lookup(key)
-        apply_charge(uow, pid, found if found is not None else GatewayResult(False, "", "never reached the gateway"))
-    return len(keys)
-
-
 # ---- vouchers -----------------------------------------------------------------------------------
 
+@retry_on_deadlock
 def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps: int) -> dict[str, Any]:
     """The merchant redeems (核销) a voucher once; a second attempt, even at the same instant, is refused."""
     actor.require(Role.MERCHANT, Role.OPS)
@@ -421,165 +287,6 @@ def lookup_voucher(uow: UnitOfWork, actor: Principal, code: str) -> dict[str, An
         return {"code": v.code, "qr": rules.qr_payload(v.code), "status": v.status, "order_id": v.order_id,
                 "deal_id": v.deal_id, "price_cents": v.price_cents,
                 "redeemed_at": v.redeemed_at.isoformat() if v.redeemed_at else None}
-
-
-# ---- refunds ------------------------------------------------------------------------------------
-
-def refund_vouchers(uow: UnitOfWork, actor: Principal, order_id: int, codes: list[str] | None,
-                    reason: str = "") -> OrderView:
-    """A buyer (or ops) refunds unredeemed vouchers; capacity returns, money is owed back at once."""
-    with uow:
-        order = _own_order(uow, actor, order_id, lock=True)
-        if actor.role not in (Role.BUYER, Role.OPS):
-            raise Forbidden("only the buyer or ops refund an order")
-        amount = refund_in_uow(uow, order, codes, reason or "refund requested by buyer")
-        if actor.role == Role.OPS:
-            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="refund_order",
-                         target=f"order:{order.id}", reason=reason, now=uow.now, details={"amount_cents": amount})
-        uow.commit()
-        return _view(uow, order)
-
-
-def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, reason: str,
-                  source: str = ledger.ESCROW) -> int:
-    """Inside an open unit of work: refund the order's issued vouchers (all, or `codes`).
-
-    Returns the amount owed back (cents); 0 if nothing was left to refund and
-    `codes` was None. `source` is ESCROW normally; disputes pay from COMPENSATION.
-    """
-    if isinstance(order, int):
-        found = uow.session.scalar(select(Order).where(Order.id == order).with_for_update())
-        if found is None:
-            raise NotFound(f"order {order} not found")
-        order = found
-    if order.status not in (rules.OrderStatus.PAID,):
-        raise Conflict(f"order is {order.status}; nothing to refund", code="not_refundable")
-    refunded_before = int(uow.session.scalar(select(func.count()).select_from(Voucher).where(
-        Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.REFUNDED)) or 0)
-    q = select(Voucher).where(Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.ISSUED)
-    if codes:
-        wanted = {c.strip().upper() for c in codes}
-        q = q.where(Voucher.code.in_(wanted))
-    vouchers = list(uow.session.scalars(q.order_by(Voucher.id)))
-    if codes and len(vouchers) != len({c.strip().upper() for c in codes}):
-        raise Conflict("some vouchers are not refundable (redeemed, refunded or unknown)", code="not_refundable")
-    refunded = []
-    for v in vouchers:
-        if uow.session.execute(update(Voucher).where(Voucher.id == v.id, Voucher.status == rules.VoucherStatus.ISSUED)
-                               .values(status=rules.VoucherStatus.REFUNDED, refunded_at=uow.now)).rowcount:  # type: ignore[attr-defined]
-            refunded.append(v)
-    if not refunded:
-        if codes is None:
-            return 0
-        raise Conflict("nothing left to refund", code="not_refundable")
-    amount = sum(v.price_cents for v in refunded)
-    if (order.extra or {}).get("coupon_code"):
-        # the coupon's part of these vouchers is not the buyer's cash: it goes back to the coupon
-        from tuangou.disputes import service as disputes
-        amount -= disputes.coupon_refund_share(uow, order.id, order.quantity, refunded_before, len(refunded))
-    catalog.release_sold(uow, order.deal_id, order.buckets, len(refunded))
-    _uncount(uow, order, len(refunded))
-    if source != ledger.ESCROW:
-        # the platform pays first; escrow still holds the buyer's money and goes to the platform
-        ledger.post(uow.session, "escrow_to_compensation", [(ledger.ESCROW, -amount),
-                                                            (ledger.COMPENSATION, amount)], uow.now,
-                    ref=f"order:{order.id}")
-    if amount:
-        _owe_refund(uow, order, amount, f"vouchers:{order.id}:{refunded[0].id}:{len(refunded)}",
-                    (order.extra or {}).get("charge_ref", ""), reason, source)
-    _settle(uow, order)
-    uow.session.refresh(order)
-    record_event(uow.session, "VouchersRefunded", {"order_id": order.id, "count": len(refunded),
-                                                   "amount_cents": amount, "reason": reason}, uow.now,
-                 merchant_id=order.merchant_id)
-    notify.notify_user(uow, order.buyer_id, "refund_started", f"Refund of {yuan(amount)} on its way",
-                       reason, {"order_id": order.id, "amount_cents": amount})
-    return amount
-
-
-def refund_for_dispute(uow: UnitOfWork, order_id: int, reason: str, key: str, source: str) -> dict[str, int]:
-    """Inside an open unit of work: make an order free for a confirmed dispute, paid from `source`.
-
-    Issued vouchers are refunded (their escrow moves through `source`); vouchers already redeemed
-    were settled to the merchant, so the platform advances their price from `source` as well.
-    Returns {"escrow_cents", "advanced_cents"}: what escrow covered and what the platform advanced.
-    """
-    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
-    escrow = refund_in_uow(uow, order, None, reason, source=source) if order.status == rules.OrderStatus.PAID else 0
-    redeemed = list(uow.session.scalars(select(Voucher.price_cents).where(
-        Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.REDEEMED)))
-    discount = int((order.extra or {}).get("coupon_discount_cents", 0))
-    advanced = max(0, sum(redeemed) - coupon_rules.coupon_share(discount, order.quantity, 0, len(redeemed)))
-    if advanced:
-        _owe_refund(uow, order, advanced, f"{key}:redeemed", (order.extra or {}).get("charge_ref", ""), reason,
-                    source)
-    return {"escrow_cents": escrow, "advanced_cents": advanced}
-
-
-def owe_extra_refund(uow: UnitOfWork, order_id: int, amount: int, key: str, reason: str, source: str) -> None:
-    """Inside an open unit of work: pay a buyer `amount` back on an order from `source` (after-sales
-    discount or return paid by the merchant's account); one refund per key."""
-    order = uow.session.get(Order, order_id)
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
-    if not 0 < amount <= order.amount_cents:
-        raise ValidationFailed("the amount must be positive and at most what the order cost")
-    _owe_refund(uow, order, amount, key, (order.extra or {}).get("charge_ref", ""), reason, source)
-
-
-def process_refunds(uow: UnitOfWork, gateway: PaymentGateway, batch: int = 100, order_id: int | None = None
-                    ) -> dict[str, int]:
-    """Push owed refunds through the gateway until each succeeds; safe to run twice.
-
-    The gateway refund is idempotent by the refund's key, so a crash after the
-    gateway paid but before we recorded it pays nothing twice on the next run.
-    """
-    counts = {"succeeded": 0, "retrying": 0}
-    with uow:
-        due = select(Refund.id).where(Refund.status == rules.RefundStatus.PENDING, Refund.next_attempt_at <= uow.now)
-        if order_id is not None:  # an immediate attempt for one order (disputes pay out right after commit)
-            due = due.where(Refund.order_id == order_id)
-        ids = list(uow.session.scalars(due.limit(batch)))
-    for refund_id in ids:
-        with uow:
-            claimed = uow.session.execute(update(Refund).where(
-                Refund.id == refund_id, Refund.status == rules.RefundStatus.PENDING,
-                Refund.next_attempt_at <= uow.now).values(attempts=Refund.attempts + 1,
-                                                          next_attempt_at=uow.now + timedelta(seconds=60))).rowcount  # type: ignore[attr-defined]
-            refund = uow.session.get(Refund, refund_id)
-            assert refund is not None
-            uow.commit()
-        if not claimed:
-            continue
-        try:
-            result: GatewayResult | None = gateway.refund(refund.key, refund.charge_ref, refund.amount_cents)
-        except GatewayTimeout:
-            result = None
-        with uow:
-            r = uow.session.get(Refund, refund_id)
-            assert r is not None
-            if result is not None and result.ok:
-                done = uow.session.execute(update(Refund).where(Refund.id == refund_id,
-                                                                Refund.status == rules.RefundStatus.PENDING)
-                                           .values(status=rules.RefundStatus.SUCCEEDED, done_at=uow.now,
-                                                   gateway_ref=result.reference, last_error="")).rowcount  # type: ignore[attr-defined]
-                if done:
-                    ledger.post(uow.session, "refund_paid", [(REFUNDS_PAYABLE, -r.amount_cents),
-                                                             (ledger.EXTERNAL_BUYERS, r.amount_cents)],
-                                uow.now, ref=f"order:{r.order_id}")
-                    record_event(uow.session, "RefundSucceeded", {"order_id": r.order_id, "refund_id": r.id,
-                                                                  "amount_cents": r.amount_cents}, uow.now)
-                    notify.notify_user(uow, r.buyer_id, "refund_done", f"{yuan(r.amount_cents)} refunded",
-                                       r.reason, {"order_id": r.order_id})
-                    counts["succeeded"] += 1
-            else:
-                r.next_attempt_at = uow.now + rules.refund_backoff(r.attempts)
-                r.last_error = (result.message if result else "gateway timeout")[:200]
-                counts["retrying"] += 1
-            uow.commit()
-    return counts
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -690,3 +397,24 @@ def postpone_order_in_uow(uow: UnitOfWork, order_id: int, new_date: date, new_da
                                                  "to": new_date.isoformat(), "units": qty}, uow.now,
                  merchant_id=order.merchant_id)
     return True
+
+
+# Paying and refunding live in their own modules; this module stays the capability's one entry point.
+from tuangou.orders.payments import (  # noqa: E402
+    apply_charge,
+    pay_order,
+    reconcile_payments,
+)
+from tuangou.orders.refunds import (  # noqa: E402
+    REFUNDS_PAYABLE,
+    owe_extra_refund,
+    process_refunds,
+    refund_for_dispute,
+    refund_in_uow,
+    refund_vouchers,
+)
+
+__all__ = ["ORDER_PAID_HOOKS", "ORDER_PLACED_HOOKS", "REFUNDS_PAYABLE", "OrderView", "apply_charge",
+           "cancel_order", "expire_due", "get_order", "list_orders", "lookup_voucher", "owe_extra_refund",
+           "pay_order", "place_order", "process_refunds", "reconcile_payments", "redeem_voucher",
+           "refund_for_dispute", "refund_in_uow", "refund_vouchers"]
