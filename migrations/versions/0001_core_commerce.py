@@ -36,6 +36,13 @@ def upgrade() -> None:
     sa.CheckConstraint('qty >= 0', name=op.f('ck_buyer_deal_counts_qty_nonneg')),
     sa.PrimaryKeyConstraint('deal_id', 'buyer_id', name=op.f('pk_buyer_deal_counts'))
     )
+    op.create_table('policies',
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('updated_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_policies'))
+    )
     op.create_table('leases',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('holder', sa.String(length=64), nullable=False),
@@ -357,6 +364,7 @@ def downgrade() -> None:
 
     op.drop_table('ledger_lines')
     op.drop_table('leases')
+    op.drop_table('policies')
     op.drop_table('buyer_deal_counts')
     op.drop_table('audit_log')
     # ### end Alembic commands ###

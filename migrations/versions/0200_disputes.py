@@ -94,13 +94,6 @@ def upgrade() -> None:
     with op.batch_alter_table('dispute_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dispute_events_dispute_id'), ['dispute_id'], unique=False)
 
-    op.create_table('dispute_policies',
-    sa.Column('key', sa.String(length=32), nullable=False),
-    sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('updated_at', tuangou.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_by', sa.Integer(), nullable=True),
-    sa.PrimaryKeyConstraint('key', name=op.f('pk_dispute_policies'))
-    )
     op.create_table('disputes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -163,7 +156,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_disputes_buyer_id'))
 
     op.drop_table('disputes')
-    op.drop_table('dispute_policies')
     with op.batch_alter_table('dispute_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dispute_events_dispute_id'))
 

@@ -1,12 +1,12 @@
-"""Join the capability branches (campaigns and shared policies) into one head.
+"""Join the capability branches (capacity, disputes, campaigns, merchants) into one head.
 
 Revision ID: 0700
-Revises: 0300, 0600
+Revises: 0100, 0200, 0300, 0400
 """
 from __future__ import annotations
 
 revision = "0700"
-down_revision = ("0300", "0600")
+down_revision = ("0100", "0200", "0300", "0400")
 branch_labels = None
 depends_on = None
 

@@ -264,10 +264,9 @@ def decide_audit(uow: UnitOfWork, actor: Principal, audit_id: int, approve: bool
 def list_audits(uow: UnitOfWork, actor: Principal, status: str | None, deal_id: int | None) -> list[dict[str, Any]]:
     with uow:
         q = select(CapacityAudit).order_by(CapacityAudit.id.desc()).limit(200)
-        if actor.role == Role.MERCHANT:
-            q = q.where(CapacityAudit.merchant_id == actor.merchant_id)
-        else:
-            actor.require(Role.OPS)
+        merchant_id = actor.merchant_scope()
+        if merchant_id is not None:
+            q = q.where(CapacityAudit.merchant_id == merchant_id)
         if status:
             q = q.where(CapacityAudit.status == status)
         if deal_id:

@@ -32,6 +32,14 @@ class Principal:
         if self.role not in roles:
             raise Forbidden(f"this action needs role {' or '.join(r.value for r in roles)}")
 
+    def merchant_scope(self) -> int | None:
+        """Whose rows this actor may list: a merchant its own (its id), ops everyone's (None)."""
+        if self.role == Role.OPS:
+            return None
+        if self.role == Role.MERCHANT and self.merchant_id is not None:
+            return self.merchant_id
+        raise Forbidden("this list is for merchants and ops")
+
     def require_merchant(self, merchant_id: int) -> None:
         """Ops may act on any merchant; a merchant only on itself."""
         if self.role == Role.OPS:

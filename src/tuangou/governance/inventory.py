@@ -139,10 +139,9 @@ def list_change_requests(uow: UnitOfWork, actor: Principal, status: str | None, 
                          ) -> list[dict[str, Any]]:
     with uow:
         q = select(InventoryChangeRequest).order_by(InventoryChangeRequest.id.desc()).limit(200)
-        if actor.role == Role.MERCHANT:
-            q = q.where(InventoryChangeRequest.merchant_id == actor.merchant_id)
-        else:
-            actor.require(Role.OPS)
+        merchant_id = actor.merchant_scope()
+        if merchant_id is not None:
+            q = q.where(InventoryChangeRequest.merchant_id == merchant_id)
         if status:
             q = q.where(InventoryChangeRequest.status == status)
         if deal_id:

@@ -223,10 +223,9 @@ def oversale_incident_for_order(uow: UnitOfWork, order_id: int) -> dict[str, Any
 def list_incidents(uow: UnitOfWork, actor: Principal, deal_id: int | None = None) -> list[dict[str, Any]]:
     with uow:
         q = select(OversaleIncident).order_by(OversaleIncident.id.desc()).limit(200)
-        if actor.role == Role.MERCHANT:
-            q = q.where(OversaleIncident.merchant_id == actor.merchant_id)
-        else:
-            actor.require(Role.OPS)
+        merchant_id = actor.merchant_scope()
+        if merchant_id is not None:
+            q = q.where(OversaleIncident.merchant_id == merchant_id)
         if deal_id:
             q = q.where(OversaleIncident.deal_id == deal_id)
         return [_incident_view(uow, i) for i in uow.session.scalars(q)]
