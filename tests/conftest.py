@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tuangou.app import create_app
+from tuangou.composition import compose
 from tuangou.core.clock import SettableClock
 from tuangou.core.config import Settings
 from tuangou.core.db import Base, Database, normalise_url
@@ -21,6 +22,7 @@ from tuangou.core.registry import load_models
 from tuangou.orders.gateway import SandboxGateway
 
 load_models()
+compose()  # the tests are a composition root too: services called directly see the same participants
 PG_URL = os.environ.get("TUANGOU_TEST_POSTGRES_URL")
 # 10:00 in Shanghai on a Monday
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from tuangou.composition import compose
 from tuangou.core.clock import Clock, SystemClock
 from tuangou.core.config import Settings
 from tuangou.core.db import Database
@@ -22,6 +23,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                gateway: PaymentGateway | None = None, extras: dict[str, Any] | None = None) -> FastAPI:
     settings = settings or Settings()
     load_models()
+    compose()
     database = db or Database.from_settings(settings)
     stop = threading.Event()
 

@@ -22,6 +22,13 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 
 
+@app.callback()
+def main() -> None:
+    """Every command runs with the order participants composed (tuangou/composition.py)."""
+    from tuangou.composition import compose
+    compose()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to TUANGOU_DATABASE_URL."""
@@ -49,12 +56,13 @@ def users_create(email: str = typer.Option(...), password: str = typer.Option(..
 def bench_flash_sale(db: str = typer.Option("sqlite", help="sqlite or postgresql"), processes: int = 1,
                      buyers: int = 64, cap: int = 2000, seconds: float = 10.0, chaos: bool = False,
                      reserve: str = typer.Option("update", help="update (hot path) or for_update (baseline)"),
-                     sqlite_synchronous: str = "NORMAL", noop_seconds: float = 4.0) -> None:
+                     sqlite_synchronous: str = "NORMAL", noop_seconds: float = 4.0,
+                     burst: int = typer.Option(0, help="B buyers connect, then all order at the same instant")) -> None:
     """Orders/s of a hot deal against the no-op ceiling; exits 1 on any oversell, duplicate or 5xx."""
     from tuangou.benchmarks import flash_sale, report
     result = flash_sale.run(flash_sale.FlashSaleOptions(
         db=db, processes=processes, buyers=buyers, cap=cap, seconds=seconds, chaos=chaos, reserve=reserve,
-        sqlite_synchronous=sqlite_synchronous, noop_seconds=noop_seconds,
+        sqlite_synchronous=sqlite_synchronous, noop_seconds=noop_seconds, burst=burst,
         postgres_url=report.postgres_url()))
     report.print_flash_sale(console, result)
     raise typer.Exit(1 if flash_sale.failed(result) else 0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tuangou.composition import compose
 from tuangou.core.clock import Clock
 from tuangou.core.config import Settings
 from tuangou.core.db import Database
@@ -17,6 +18,7 @@ log = logging.getLogger("tuangou.worker")
 
 
 def job_context(settings: Settings, db: Database, clock: Clock, gateway: Any, extras: dict[str, Any]) -> JobContext:
+    compose()
     merged = {"payment_gateway": gateway, **extras}
     merged.setdefault("http", httpx.Client(timeout=settings.webhook_timeout_seconds))
     return JobContext(db=db, clock=clock, settings=settings, extras=merged)

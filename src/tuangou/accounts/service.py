@@ -12,7 +12,7 @@ from tuangou.accounts import rules
 from tuangou.accounts.models import Merchant, User
 from tuangou.core.audit import list_entries, record_audit
 from tuangou.core.auth import Principal, Role, hash_password, issue_token, verify_password
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import InTransaction, UnitOfWork
 from tuangou.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
 
@@ -125,7 +125,7 @@ def set_merchant_status(uow: UnitOfWork, merchant_id: int, status: rules.Merchan
     merchant.status = status.value
 
 
-def merchant_user_ids(uow: UnitOfWork, merchant_id: int) -> list[int]:
+def merchant_user_ids(uow: InTransaction, merchant_id: int) -> list[int]:
     """Inside an open unit of work: who should hear about this merchant's business."""
     return list(uow.session.scalars(select(User.id).where(User.merchant_id == merchant_id, User.active)))
 
@@ -136,7 +136,7 @@ def list_merchants(uow: UnitOfWork) -> list[dict[str, object]]:
                 for m in uow.session.scalars(select(Merchant).order_by(Merchant.id))]
 
 
-def user_ids_with_role(uow: UnitOfWork, role: Role) -> list[int]:
+def user_ids_with_role(uow: InTransaction, role: Role) -> list[int]:
     return list(uow.session.scalars(select(User.id).where(User.role == role.value, User.active)))
 
 

@@ -50,6 +50,7 @@ class FlashSaleOptions:
     pool_size: int = 8  # per process, plus as many overflow: 2 processes + a restarted one stay far below max_connections
     postgres_url: str | None = None
     workdir: Path = Path("var/bench")
+    burst: int = 0  # >0: that many buyers connect first, then all place (and pay) one order at the same instant
 
 
 def _free_port() -> int:
@@ -170,7 +171,8 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         secret = secrets.token_hex(16)
         db = Database(url, sqlite_synchronous=opts.sqlite_synchronous)
         deal_id = _seed_deal(db, opts.cap)
-        tokens = dataset.make_buyers(db, opts.buyers, secret, secrets.token_hex(3))
+        counts = count_statements(db)
+        tokens = dataset.make_buyers(db, opts.burst or opts.buyers, secret, secrets.token_hex(3))
         env = {**os.environ, "TUANGOU_DATABASE_URL": url, "TUANGOU_SECRET_KEY": secret,
                "TUANGOU_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous, "TUANGOU_DB_POOL_SIZE": str(opts.pool_size),
                "TUANGOU_RUN_WORKER_IN_PROCESS": "false", "TUANGOU_BENCH_RESERVE": opts.reserve,
@@ -178,12 +180,16 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
                "TUANGOU_RATE_LIMIT": ""}
         servers = Servers(env, opts.processes)
         servers.start()
-        phases = [("warmup", WARMUP_S), ("orders", opts.seconds), ("noop", min(opts.seconds, opts.noop_seconds))]
+        if opts.burst:
+            phases = [("warmup_noop", WARMUP_S), ("burst", opts.seconds), ("noop", opts.noop_seconds)]
+        else:
+            phases = [("warmup", WARMUP_S), ("orders", opts.seconds), ("noop", min(opts.seconds, opts.noop_seconds))]
         ctx = mp.get_context("spawn")
         started, out, progress = ctx.Event(), ctx.Queue(), ctx.Value("i", 0)
         from tuangou.benchmarks.loadgen import run_phases
         gen = ctx.Process(target=run_phases, args=({"phases": phases, "ports": servers.ports, "tokens": tokens,
-                                                    "deal_id": deal_id}, started, out, progress), daemon=True)
+                                                    "deal_id": deal_id, "steady_buyers": opts.buyers},
+                                                   started, out, progress), daemon=True)
         gen.start()
         chaos = threading.Thread(target=_chaos, args=(servers, started, progress, opts), daemon=True)
         if opts.chaos:
@@ -193,6 +199,7 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         cpu = {"start": servers.cpu_seconds()}
         while len(results) < len(phases):
             kind, tally = out.get(timeout=opts.seconds * 3 + 120)
+            kind = "orders" if kind == "burst" else kind
             results[kind] = tally
             cpu[kind] = servers.cpu_seconds()
             if kind == "orders":
@@ -210,11 +217,64 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
                 "cpu_ratio": round(per_noop / per_order, 3) if per_order else 0.0,
                 "client_cpu_ms_per_request": round(results["noop"]["client_cpu_s"] * 1000
                                                    / max(1, len(results["noop"]["latencies_ms"])), 3),
-                "loadavg": loadavg}
+                **_burst_summary(opts, results["orders"]), **counts, "loadavg": loadavg}
     finally:
         if servers is not None:
             servers.stop()
         remove()
+
+
+def _burst_summary(opts: FlashSaleOptions, orders: dict[str, Any]) -> dict[str, Any]:
+    if not opts.burst:
+        return {}
+    answers = orders["answers_ms"]
+    refusal_s = orders["last_refusal_ms"] / 1000
+    return {"burst": opts.burst, "answered": len(answers),
+            "answer_p50_ms": round(_percentile(answers, 0.50), 1), "answer_p99_ms": round(_percentile(answers, 0.99), 1),
+            "last_answer_ms": round(max(answers, default=0.0), 1), "refusals": orders["refusals"],
+            "refusals_per_s": round(orders["refusals"] / refusal_s, 1) if refusal_s else 0.0}
+
+
+def count_statements(db: Database) -> dict[str, Any]:
+    """Place and pay one order in this process on a probe deal, counting what reaches the database:
+    SQL statements (BEGIN/COMMIT/ROLLBACK and SQLite PRAGMAs not counted) and committed write transactions."""
+    from sqlalchemy import event
+
+    from tuangou.accounts import service as accounts
+    from tuangou.orders import service as orders
+    from tuangou.orders.gateway import SandboxGateway
+    probe = _seed_deal(db, 1000)
+    user = accounts.create_user(UnitOfWork(db), None, f"probe.{secrets.token_hex(4)}@bench.tuangou",
+                                dataset.PASSWORD, Role.BUYER, "probe")
+    buyer = Principal(user.id, Role.BUYER)
+    gateway = SandboxGateway()
+    tally = {"statements": 0, "commits": 0}
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT",
+                                                      "RELEASE")):
+            tally["statements"] += 1
+
+    def on_commit(conn: Any) -> None:
+        tally["commits"] += 1
+
+    engines = {id(db.engine): db.engine, id(db.read_engine): db.read_engine}
+    # a first order warms the caches (compiled statements, the deal seen), as a running server has them
+    order, _ = orders.place_order(UnitOfWork(db), buyer, probe, 1, "probe-warm")
+    orders.pay_order(UnitOfWork(db), buyer, order.id, "", gateway)
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        order, _ = orders.place_order(UnitOfWork(db), buyer, probe, 1, "probe-1")
+        place = dict(tally)
+        orders.pay_order(UnitOfWork(db), buyer, order.id, "", gateway)
+    finally:
+        for engine in engines.values():
+            event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(db.engine, "commit", on_commit)
+    return {"statements_per_order": tally["statements"], "transactions_per_order": tally["commits"],
+            "statements_place": place["statements"], "statements_pay": tally["statements"] - place["statements"]}
 
 
 def _chaos(servers: Servers, started: Any, progress: Any, opts: FlashSaleOptions) -> None:
@@ -269,6 +329,7 @@ def _summary(opts: FlashSaleOptions, orders: dict[str, Any], noop: dict[str, Any
 def failed(result: dict[str, Any]) -> bool:
     return bool(result["oversold"] or result["duplicates"] or result["errors_5xx"]
                 or not result["sold_matches_paid"])
+
 
 
 def as_json(result: dict[str, Any]) -> str:

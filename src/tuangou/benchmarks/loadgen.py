@@ -93,6 +93,9 @@ class Tally:
     elapsed_s: float = 0.0
     client_cpu_s: float = 0.0  # the generator's own CPU in this phase
     first_4xx: str = ""
+    answers_ms: list[float] = field(default_factory=list)  # burst: common start -> a buyer's last answer
+    refusals: int = 0  # burst: buyers told sold out
+    last_refusal_ms: float = 0.0  # burst: common start -> the last refusal
 
 
 async def _send(conn: Connection, tally: Tally, path: str, body: bytes, extra: str, deadline: float
@@ -157,6 +160,62 @@ async def _buyer_orders(conn: Connection, n: int, deal_id: int, deadline: float,
             break
 
 
+async def _burst_buyer(conn: Connection, n: int, deal_id: int, start: float, deadline: float, tally: Tally,
+                       progress: Any) -> None:
+    """One buyer of a burst: one order, paid if placed. Records when the buyer had its final answer."""
+    key = f"burst{n}"
+    body = json.dumps({"deal_id": deal_id, "quantity": 1}).encode()
+    status, payload = await _send(conn, tally, "/api/v1/orders", body, f"Idempotency-Key: {key}\r\n", deadline)
+    if status == 409 and (b"sold_out" in payload or b"cap_exceeded" in payload):
+        tally.sold_out += 1
+        tally.refusals += 1
+        done = (time.monotonic() - start) * 1000
+        tally.last_refusal_ms = max(tally.last_refusal_ms, done)
+        tally.answers_ms.append(done)
+        return
+    if status not in (200, 201):
+        if status < 500:
+            tally.errors_4xx += 1
+            tally.first_4xx = tally.first_4xx or payload[:300].decode(errors="replace")
+        tally.answers_ms.append((time.monotonic() - start) * 1000)
+        return
+    order_id = int(json.loads(payload)["id"])
+    tally.placed += 1
+    tally.units += 1
+    if status == 200:
+        tally.replays += 1
+    while True:
+        status, payload = await _send(conn, tally, f"/api/v1/orders/{order_id}/pay", b'{"outcome": "succeed"}',
+                                      f"Idempotency-Key: pay-{key}\r\n", deadline)
+        if status == 200:
+            tally.paid += 1
+            progress.value += 1
+            break
+        if (status == 202 or status >= 500) and time.monotonic() < deadline:
+            continue
+        tally.errors_4xx += status < 500
+        tally.first_4xx = tally.first_4xx or payload[:300].decode(errors="replace")
+        break
+    tally.answers_ms.append((time.monotonic() - start) * 1000)
+
+
+async def _burst(ports: list[int], tokens: list[str], deal_id: int, seconds: float, progress: Any) -> Tally:
+    """Every buyer connects first; then all send at the same instant."""
+    tally = Tally()
+    conns = [Connection("127.0.0.1", ports[i % len(ports)], t) for i, t in enumerate(tokens)]
+    for i in range(0, len(conns), 100):  # connect in slices: the listen backlog is finite
+        await asyncio.gather(*(c._open() for c in conns[i:i + 100]))
+    start = time.monotonic()
+    cpu0 = time.process_time()
+    await asyncio.gather(*(_burst_buyer(c, i, deal_id, start, start + seconds, tally, progress)
+                           for i, c in enumerate(conns)))
+    tally.elapsed_s = time.monotonic() - start
+    tally.client_cpu_s = time.process_time() - cpu0
+    for c in conns:
+        c.close()
+    return tally
+
+
 async def _buyer_noop(conn: Connection, deal_id: int, deadline: float, tally: Tally) -> None:
     body = json.dumps({"deal_id": deal_id, "quantity": 1}).encode()
     while time.monotonic() < deadline:
@@ -199,10 +258,14 @@ def run_phases(plan: dict[str, Any], started: Any, out: Any, progress: Any) -> N
 
     async def main() -> None:
         for kind, seconds in plan["phases"]:
-            if kind == "orders":
+            if kind in ("orders", "burst"):
                 started.set()
-            tally = await _phase(kind, plan["ports"], plan["tokens"], plan["deal_id"], seconds,
-                                 plan.get("quantity", 1), progress)
+            if kind == "burst":
+                tally = await _burst(plan["ports"], plan["tokens"], plan["deal_id"], seconds, progress)
+            else:
+                tokens = plan["tokens"][:plan.get("steady_buyers", len(plan["tokens"]))]
+                tally = await _phase(kind if kind == "orders" else "noop", plan["ports"], tokens, plan["deal_id"],
+                                     seconds, plan.get("quantity", 1), progress)
             out.put((kind, tally.__dict__))
 
     asyncio.run(main())

@@ -22,9 +22,11 @@ def print_flash_sale(console: Console, r: dict[str, Any]) -> None:
     for key in ("orders_per_s", "noop_per_s", "ratio", "p50_ms", "p99_ms", "order_p99_ms", "noop_p99_ms", "sold",
                 "paid_orders_db", "oversold", "duplicates", "errors_5xx", "errors_4xx", "connection_resets",
                 "servers_killed", "peak_rss_mb", "server_cpu_ms_per_order", "server_cpu_ms_per_noop", "cpu_ratio",
-                "client_cpu_ms_per_request",
+                "client_cpu_ms_per_request", "statements_per_order", "transactions_per_order",
+                "burst", "answer_p50_ms", "answer_p99_ms", "last_answer_ms", "refusals", "refusals_per_s",
                 "seconds"):
-        table.add_row(key, str(r[key]))
+        if key in r:
+            table.add_row(key, str(r[key]))
     console.print(table)
     print(json.dumps(r, separators=(",", ":")), flush=True)
 

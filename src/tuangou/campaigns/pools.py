@@ -10,7 +10,7 @@ from tuangou.accounts import service as accounts
 from tuangou.campaigns import rules
 from tuangou.campaigns.models import StockPool
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import InTransaction, UnitOfWork
 from tuangou.core.errors import NotFound, SoldOut, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
@@ -64,7 +64,7 @@ def own_pool(uow: UnitOfWork, actor: Principal, pool_id: int) -> StockPool:
     return pool
 
 
-def draw(uow: UnitOfWork, pool_id: int, qty: int, policy: rules.CampaignPolicy) -> None:
+def draw(uow: InTransaction, pool_id: int, qty: int, policy: rules.CampaignPolicy) -> None:
     """Inside an open unit of work: take `qty` from the pool in one conditional UPDATE, or raise sold_out."""
     row = uow.session.execute(update(StockPool).where(StockPool.id == pool_id,
                                                       StockPool.used + qty <= StockPool.capacity)
@@ -91,7 +91,7 @@ def draw(uow: UnitOfWork, pool_id: int, qty: int, policy: rules.CampaignPolicy) 
                      uow.now, merchant_id=row.merchant_id)
 
 
-def give_back(uow: UnitOfWork, pool_id: int, qty: int, policy: rules.CampaignPolicy) -> None:
+def give_back(uow: InTransaction, pool_id: int, qty: int, policy: rules.CampaignPolicy) -> None:
     """Inside an open unit of work: units return (a lapsed or refunded join); warnings may fire again."""
     row = uow.session.execute(update(StockPool).where(StockPool.id == pool_id)
                               .values(used=StockPool.used - qty)

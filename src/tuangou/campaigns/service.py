@@ -1,8 +1,8 @@
 """Group-buy campaigns (成团): joining through the orders hot path, threshold, deadline, purchase lists.
 
 A campaign sells through one goods deal: joining is placing (and then paying) an order of that deal,
-and the orders capability calls back here inside its own transactions (ORDER_PLACED_HOOKS,
-ORDER_PAID_HOOKS). Every counter and state change is a conditional UPDATE; failures refund through
+and the orders capability calls back here inside its own transactions (the campaigns order
+participant, campaigns/participant.py, installed by the composition roots). Every counter and state change is a conditional UPDATE; failures refund through
 orders.refund_in_uow, whose refund job retries each refund until the gateway pays it.
 Lock order everywhere: member row, then campaign row, then stock pool.
 """
@@ -23,7 +23,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core import policy as core_policy
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
@@ -42,7 +42,7 @@ def leader_account(leader_id: int) -> str:
 POLICY_NAME = "campaigns"
 
 
-def policy(uow: UnitOfWork) -> rules.CampaignPolicy:
+def policy(uow: InTransaction) -> rules.CampaignPolicy:
     """Inside an open unit of work: the campaign policy ops set, or the seed defaults."""
     stored = core_policy.load(uow.session, POLICY_NAME)
     return rules.CampaignPolicy.from_dict(stored) if stored is not None else rules.CampaignPolicy()
@@ -132,8 +132,10 @@ def join_campaign(uow: UnitOfWork, buyer: Principal, campaign_id: int, quantity:
         return {"order": order.__dict__, "campaign": view(uow, campaign_row(uow, campaign_id))}, replayed
 
 
-def _on_order_placed(uow: UnitOfWork, ctx: Any, order: Any, _states: Any) -> None:
-    camp = uow.session.scalar(select(Campaign).where(Campaign.deal_id == ctx.id))
+def join_for_order(uow: InTransaction, deal_id: int, order: Any) -> None:
+    """Inside the placing unit of work (the campaigns order participant): the order joins the deal's
+    group-buy, atomically never past its maximum, or is refused with the reason."""
+    camp = uow.session.scalar(select(Campaign).where(Campaign.deal_id == deal_id))
     if camp is None:
         return
     _claim_membership(uow, camp, order)
@@ -158,7 +160,7 @@ def _on_order_placed(uow: UnitOfWork, ctx: Any, order: Any, _states: Any) -> Non
                                                  "buyer_id": order.buyer_id}, uow.now, merchant_id=camp.merchant_id)
 
 
-def _claim_membership(uow: UnitOfWork, camp: Campaign, order: Any) -> None:
+def _claim_membership(uow: InTransaction, camp: Campaign, order: Any) -> None:
     """One membership per buyer and campaign: insert-if-absent, or take over a lapsed one atomically."""
     values = {"campaign_id": camp.id, "buyer_id": order.buyer_id, "order_id": order.id,
               "quantity": order.quantity, "status": M.RESERVED.value, "joined_at": uow.now}
@@ -178,7 +180,7 @@ def _claim_membership(uow: UnitOfWork, camp: Campaign, order: Any) -> None:
         raise Conflict("you have already joined this group-buy", code="already_joined")
 
 
-def lapse_member(uow: UnitOfWork, member_id: int, was: M = M.RESERVED) -> bool:
+def lapse_member(uow: InTransaction, member_id: int, was: M = M.RESERVED) -> bool:
     """Inside an open unit of work: a join ended (unpaid, or refunded by the buyer); its place
     (and pool units) go back."""
     member = uow.session.get(CampaignMember, member_id)
@@ -200,8 +202,10 @@ def lapse_member(uow: UnitOfWork, member_id: int, was: M = M.RESERVED) -> bool:
 
 # ---- paying: called by orders inside the capturing transaction -------------------------------------
 
-def _on_order_paid(uow: UnitOfWork, order: Any) -> None:
-    member = uow.session.scalar(select(CampaignMember).where(CampaignMember.order_id == order.id))
+def count_paid_member(uow: InTransaction, order_id: int) -> None:
+    """Inside the paying unit of work (the campaigns order participant): a member paid; the group
+    forms at its threshold, closes when full, or refunds a payment that came too late."""
+    member = uow.session.scalar(select(CampaignMember).where(CampaignMember.order_id == order_id))
     if member is None:
         return
     camp = uow.session.scalar(select(Campaign).where(Campaign.id == member.campaign_id).with_for_update()
@@ -227,7 +231,7 @@ def _on_order_paid(uow: UnitOfWork, order: Any) -> None:
         close_entry(uow, camp.id)
 
 
-def _on_formed(uow: UnitOfWork, camp: Campaign) -> None:
+def _on_formed(uow: InTransaction, camp: Campaign) -> None:
     if camp.leader_id and camp.leader_commission_cents > 0:
         ledger.post(uow.session, "leader_commission", [(ledger.REVENUE, -camp.leader_commission_cents),
                                                        (leader_account(camp.leader_id),
@@ -242,7 +246,7 @@ def _on_formed(uow: UnitOfWork, camp: Campaign) -> None:
                            {"campaign_id": camp.id})
 
 
-def close_entry(uow: UnitOfWork, campaign_id: int) -> bool:
+def close_entry(uow: InTransaction, campaign_id: int) -> bool:
     """Inside an open unit of work: entry closes and exactly one purchase list goes to the supplier."""
     closed = uow.session.execute(update(Campaign).where(Campaign.id == campaign_id,
                                                         Campaign.entry_closed_at.is_(None),
@@ -269,7 +273,7 @@ def close_entry(uow: UnitOfWork, campaign_id: int) -> bool:
     return True
 
 
-def refund_member(uow: UnitOfWork, camp: Campaign, member_id: int, why: str, *, expect: M) -> bool:
+def refund_member(uow: InTransaction, camp: Campaign, member_id: int, why: str, *, expect: M) -> bool:
     """Inside an open unit of work: book the member's full refund once (the orders job pays it out)."""
     member = uow.session.get(CampaignMember, member_id)
     assert member is not None
@@ -288,7 +292,7 @@ def refund_member(uow: UnitOfWork, camp: Campaign, member_id: int, why: str, *, 
     return True
 
 
-def _member_buyers(uow: UnitOfWork, campaign_id: int, status: M) -> list[int]:
+def _member_buyers(uow: InTransaction, campaign_id: int, status: M) -> list[int]:
     return list(uow.session.scalars(select(CampaignMember.buyer_id).where(
         CampaignMember.campaign_id == campaign_id, CampaignMember.status == status)))
 
@@ -330,13 +334,3 @@ def view(uow: UnitOfWork, c: Campaign) -> dict[str, Any]:
             if c.cold_chain else None, "next_stage_due_at": due.isoformat() if due else None,
             "countdown": rules.countdown(uow.now, c.deadline, c.cutoff_at, c.joined_count, c.paid_count,
                                          c.threshold, c.max_size), **iso}
-
-
-def _register() -> None:
-    if _on_order_placed not in orders.ORDER_PLACED_HOOKS:
-        orders.ORDER_PLACED_HOOKS.append(_on_order_placed)
-    if _on_order_paid not in orders.ORDER_PAID_HOOKS:
-        orders.ORDER_PAID_HOOKS.append(_on_order_paid)
-
-
-_register()

@@ -24,10 +24,21 @@ from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
 from tuangou.core.auth import Principal
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import ValidationFailed
 
 POLICY = "governance"
+
+
+def _parse_policy(stored: dict[str, Any] | None) -> rules.GovernancePolicy:
+    base = rules.GovernancePolicy()
+    return base.merged(stored) if stored is not None else base
+
+
+def cached_policy(tx: InTransaction) -> rules.GovernancePolicy:
+    """Inside an open unit of work: the policy from this process's copy (the order path: no query
+    while the copy is fresh; core/policy.py says how fresh)."""
+    return policies.cached(tx.session, POLICY, _parse_policy)
 
 
 def policy(uow: UnitOfWork) -> rules.GovernancePolicy:

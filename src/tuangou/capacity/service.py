@@ -19,6 +19,7 @@ from tuangou.capacity import rules
 from tuangou.capacity.daily import (
     POLICY,
     approved_cap,
+    cached_policy,
     capacity_base,
     current_offer,
     day_plan,
@@ -41,7 +42,7 @@ from tuangou.capacity.models import (
 )
 from tuangou.capacity.rules import AuditStatus, DisruptionKind
 
-__all__ = ["AuditStatus", "DisruptionKind", "current_offer", "day_plan", "day_target", "deal_day_caps", "policy", "recompute_deal",
+__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_target", "deal_day_caps", "policy", "recompute_deal",
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies

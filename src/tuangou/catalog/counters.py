@@ -9,18 +9,107 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Connection, exists, literal, select, update
 
 from tuangou.catalog import rules
-from tuangou.catalog.models import CapacityBucket
-from tuangou.core.db import UnitOfWork, insert_ignore
-from tuangou.core.errors import CapExceeded, Conflict, SoldOut
+from tuangou.catalog.models import CapacityBucket, Deal, Store
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, upsertable_insert
+from tuangou.core.errors import CapExceeded, Conflict, NotFound, SoldOut
 
 if TYPE_CHECKING:
     from tuangou.catalog.service import DealContext
 
 
-# ---- the hot path counters ------------------------------------------------------------------------
+# ---- the hot path: one snapshot query, one guarded UPDATE per bucket ----------------------------
+
+_deals = table(Deal).c
+_buckets = table(CapacityBucket)
+_b = _buckets.c
+
+
+def deal_columns() -> Any:
+    """The deals table's columns, for order participants that add a correlated column to the snapshot."""
+    return _deals
+
+
+def snapshot(conn: Connection, deal_id: int, keys: list[str],
+             extra: dict[str, ColumnElement[Any]]) -> rules.DealSnapshot:
+    """One query: the deal's terms, its store's time zone, the buckets among `keys` that exist,
+    and the participants' `extra` columns. Raises NotFound for an unknown deal."""
+    s = table(Store).c
+    cols = [_deals.id, _deals.merchant_id, _deals.store_id, _deals.kind, _deals.status, _deals.price_cents,
+            _deals.per_buyer_limit, _deals.daily_cap, _deals.total_cap, _deals.slots, s.timezone,
+            _deals.valid_from, _deals.valid_until, _deals.title, _deals.category,
+            _b.key, _b.cap, _b.sold, _b.reserved, _b.open]
+    labelled = [c.label(f"x_{name}") for name, c in extra.items()]
+    q = (select(*cols, *labelled).select_from(table(Deal).join(table(Store), s.id == _deals.store_id)
+                                               .outerjoin(_buckets, (_b.deal_id == _deals.id) & _b.key.in_(keys)))
+         .where(_deals.id == deal_id))
+    rows = conn.execute(q).all()
+    if not rows:
+        raise NotFound(f"deal {deal_id} not found")
+    r = rows[0]
+    buckets = {row.key: rules.BucketState(row.key, row.cap, row.sold, row.reserved, bool(row.open))
+               for row in rows if row.key is not None}
+    return rules.DealSnapshot(
+        r.id, r.merchant_id, r.store_id, rules.DealKind(r.kind), rules.DealStatus(r.status), r.price_cents,
+        r.per_buyer_limit, r.daily_cap, r.total_cap is not None, {k: int(v) for k, v in (r.slots or {}).items()},
+        r.timezone, r.valid_from, r.valid_until, r.title, r.category, buckets,
+        {name: r._mapping[f"x_{name}"] for name in extra})
+
+
+def hold(tx: InTransaction, snap: rules.DealSnapshot, keys: list[str], qty: int) -> list[rules.BucketState]:
+    """Hold `qty` units in every bucket of `keys` (sorted), or raise and hold none.
+
+    One conditional UPDATE … RETURNING per bucket. A date bucket that does not exist yet is
+    made with the deal's default cap by an INSERT guarded on the deal being on sale (so a
+    delisted deal never gets an open bucket), then the UPDATE runs once more.
+    """
+    conn = tx.conn
+    after = []
+    for key in keys:
+        stmt = (update(_buckets)
+                .where(_b.deal_id == snap.id, _b.key == key, _b.open, _b.sold + _b.reserved + qty <= _b.cap)
+                .values(reserved=_b.reserved + qty).returning(_b.cap, _b.sold, _b.reserved))
+        row = conn.execute(stmt).first()
+        if row is None and key not in snap.buckets:
+            default = snap.default_cap(key)
+            if default is not None and _make_bucket(conn, snap.id, key, default):
+                row = conn.execute(stmt).first()
+        if row is None:
+            _refuse_conn(conn, snap.id, key, qty)
+        after.append(rules.BucketState(key, row.cap, row.sold, row.reserved, True))
+    return after
+
+
+def _make_bucket(conn: Connection, deal_id: int, key: str, cap: int) -> bool:
+    on_sale = exists().where(_deals.id == deal_id, _deals.status == rules.DealStatus.PUBLISHED.value)
+    source = select(literal(deal_id), literal(key), literal(cap), literal(0), literal(0), literal(True)).where(on_sale)
+    stmt = (upsertable_insert(conn.dialect.name, _buckets)
+            .from_select(["deal_id", "key", "cap", "sold", "reserved", "open"], source)
+            .on_conflict_do_nothing(index_elements=["deal_id", "key"]).returning(_b.key))
+    return conn.execute(stmt).first() is not None
+
+
+def _refuse_conn(conn: Connection, deal_id: int, key: str, qty: int) -> NoReturn:
+    row = conn.execute(select(_b.cap, _b.sold, _b.reserved, _b.open)
+                       .where(_b.deal_id == deal_id, _b.key == key)).first()
+    if row is None or not row.open:
+        raise Conflict(f"deal {deal_id} is not on sale for {key}", code="not_on_sale")
+    remaining = max(0, row.cap - row.sold - row.reserved)
+    if remaining == 0:
+        raise SoldOut(f"deal {deal_id} is sold out for {key}", remaining=0)
+    raise CapExceeded(f"only {remaining} left for {key}, asked for {qty}", remaining=remaining)
+
+
+def confirm_held(tx: InTransaction, deal_id: int, keys: list[str], qty: int) -> None:
+    """A paid order's held units become sold (Core, one statement per bucket, in key order)."""
+    for key in sorted(keys):
+        tx.conn.execute(update(_buckets).where(_b.deal_id == deal_id, _b.key == key)
+                        .values(reserved=_b.reserved - qty, sold=_b.sold + qty))
+
+
+# ---- the back-office counters --------------------------------------------------------------------
 
 def _default_cap(ctx: DealContext, key: str) -> int | None:
     if key in (rules.STOCK_BUCKET, rules.TOTAL_BUCKET):
@@ -47,7 +136,7 @@ def reserve(uow: UnitOfWork, ctx: DealContext, keys: list[str], qty: int) -> lis
         row = session.execute(stmt).first()
         if row is None:
             default = _default_cap(ctx, key)
-            if default is not None and insert_ignore(session, CapacityBucket.__table__, {
+            if default is not None and insert_ignore(session, table(CapacityBucket), {
                     "deal_id": ctx.id, "key": key, "cap": default, "sold": 0, "reserved": 0, "open": True},
                     ["deal_id", "key"]):
                 row = session.execute(stmt).first()
@@ -88,38 +177,38 @@ def _refuse(uow: UnitOfWork, ctx: DealContext, key: str, qty: int) -> NoReturn:
     raise CapExceeded(f"only {remaining} left for {key}, asked for {qty}", remaining=remaining)
 
 
-def _move(uow: UnitOfWork, deal_id: int, keys: list[str], values: dict[str, Any]) -> None:
+def _move(uow: InTransaction, deal_id: int, keys: list[str], values: dict[str, Any]) -> None:
     for key in sorted(keys):
         uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal_id,
                                                          CapacityBucket.key == key).values(**values))
 
 
-def release_reserved(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
+def release_reserved(uow: InTransaction, deal_id: int, keys: list[str], qty: int) -> None:
     _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty})
 
 
-def confirm_sold(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
+def confirm_sold(uow: InTransaction, deal_id: int, keys: list[str], qty: int) -> None:
     _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty, "sold": CapacityBucket.sold + qty})
 
 
-def release_sold(uow: UnitOfWork, deal_id: int, keys: list[str], qty: int) -> None:
+def release_sold(uow: InTransaction, deal_id: int, keys: list[str], qty: int) -> None:
     _move(uow, deal_id, keys, {"sold": CapacityBucket.sold - qty})
 
 
-def buckets_of(uow: UnitOfWork, deal_id: int) -> list[rules.BucketState]:
+def buckets_of(uow: InTransaction, deal_id: int) -> list[rules.BucketState]:
     """Inside an open unit of work: every bucket of a deal."""
     return [rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open) for b in uow.session.scalars(
         select(CapacityBucket).where(CapacityBucket.deal_id == deal_id).order_by(CapacityBucket.key)
         .execution_options(populate_existing=True))]
 
 
-def take_sold(uow: UnitOfWork, deal_id: int, key: str, qty: int, default_cap: int) -> bool:
+def take_sold(uow: InTransaction, deal_id: int, key: str, qty: int, default_cap: int) -> bool:
     """Inside an open unit of work: add `qty` sold units to a bucket if they fit under its cap.
 
     Used to move a paid order to another date even while the deal is delisted, so
     the `open` flag is not checked; a missing bucket is created with `default_cap`.
     """
-    insert_ignore(uow.session, CapacityBucket.__table__, {
+    insert_ignore(uow.session, table(CapacityBucket), {
         "deal_id": deal_id, "key": key, "cap": default_cap, "sold": 0, "reserved": 0, "open": False},
         ["deal_id", "key"])
     moved = uow.session.execute(update(CapacityBucket).where(

@@ -101,3 +101,48 @@ def service_date_problem(service_date: date, today: date, valid_from: date, vali
     if service_date < valid_from or service_date > valid_until:
         return f"service_date must be between {valid_from} and {valid_until}"
     return None
+
+
+@dataclass(frozen=True)
+class DealSnapshot:
+    """A deal as the order path reads it in one query: terms, store time zone, the buckets the order
+    will draw on (those that exist), and the columns order participants added (`extra`).
+
+    It may be stale by the time it is used: the guarded UPDATEs decide, the snapshot only lets
+    a hopeless request be refused without a write transaction."""
+
+    id: int
+    merchant_id: int
+    store_id: int
+    kind: DealKind
+    status: DealStatus
+    price_cents: int
+    per_buyer_limit: int | None
+    daily_cap: int | None
+    has_total_cap: bool
+    slots: dict[str, int]
+    timezone: str
+    valid_from: datetime
+    valid_until: datetime
+    title: str
+    category: str
+    buckets: dict[str, BucketState]
+    extra: dict[str, object]
+
+    def default_cap(self, key: str) -> int | None:
+        """The cap a bucket not made yet starts with (date buckets only)."""
+        if key in (STOCK_BUCKET, TOTAL_BUCKET):
+            return None
+        _, _, slot = key.partition("@")
+        return self.slots.get(slot) if slot else self.daily_cap
+
+
+def availability_refusal(state: BucketState, qty: int) -> tuple[str, str, int] | None:
+    """Why `qty` more units cannot be held in a bucket as last seen: (code, message, remaining), or None."""
+    if not state.open:
+        return "not_on_sale", f"not on sale for {state.key}", 0
+    if state.remaining == 0:
+        return "sold_out", f"sold out for {state.key}", 0
+    if state.remaining < qty:
+        return "cap_exceeded", f"only {state.remaining} left for {state.key}, asked for {qty}", state.remaining
+    return None

@@ -15,6 +15,19 @@ from sqlalchemy import and_, select, update
 
 from tuangou.accounts import service as accounts
 from tuangou.catalog import rules
+from tuangou.catalog.counters import (
+    buckets_of,
+    confirm_held,
+    confirm_sold,
+    deal_columns,
+    hold,
+    release_reserved,
+    release_sold,
+    reserve,
+    reserve_for_update,
+    snapshot,
+    take_sold,
+)
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
@@ -521,19 +534,9 @@ def store_category(uow: UnitOfWork, store_id: int) -> str:
     return store.category
 
 
-# The hot path's counters live in their own module; this module stays the capability's one entry point.
-from tuangou.catalog.counters import (  # noqa: E402
-    buckets_of,
-    confirm_sold,
-    release_reserved,
-    release_sold,
-    reserve,
-    reserve_for_update,
-    take_sold,
-)
-
-__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "buckets_of", "confirm_sold",
-           "create_deal", "create_store", "deal_calendar", "deal_context", "deal_facts", "deal_ids", "delist",
-           "delist_deal", "delist_merchant_deals", "get_deal", "get_store", "list_deals", "list_stores",
-           "live_deals", "own_deal", "publish_deal", "release_reserved", "release_sold", "reserve",
-           "reserve_for_update", "set_bucket_cap", "store_category", "store_facts", "take_sold"]
+__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "buckets_of", "confirm_held",
+           "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
+           "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
+           "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",
+           "release_sold", "reserve", "reserve_for_update", "set_bucket_cap", "snapshot", "store_category",
+           "store_facts", "take_sold"]

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -164,6 +166,11 @@ class UnitOfWork:
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after.append(fn)
 
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection, for Core statements (no ORM flush on the hot path)."""
+        return self.session.connection()
+
     def flush(self) -> None:
         self.session.flush()
 
@@ -178,30 +185,48 @@ class UnitOfWork:
         self._after = []
 
 
-def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict: list[str]) -> int:
+def table(model: type[Base]) -> Table:
+    """A model's table, typed as one (Core statements on the hot path)."""
+    return cast(Table, model.__table__)
+
+
+class InTransaction(Protocol):
+    """A unit of work that is already open. Helpers typed with it run inside a command's
+    transaction and cannot commit: only the command that opened it does (mypy checks this)."""
+
+    db: Database
+    clock: Clock
+    now: datetime
+    session: Session
+
+    @property
+    def conn(self) -> Connection: ...
+
+    def after_commit(self, fn: Callable[[], None]) -> None: ...
+
+
+def upsertable_insert(dialect_name: str, table: Any) -> Any:
+    """An INSERT that knows ON CONFLICT, for the database at hand."""
+    return pg_insert(table) if dialect_name == "postgresql" else sqlite_insert(table)
+
+
+def insert_ignore(session: Session | Connection, table: Any, values: dict[str, Any], conflict: list[str]) -> int:
     """INSERT … ON CONFLICT DO NOTHING on either database; returns rows inserted."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    stmt = upsertable_insert(session.get_bind().dialect.name if isinstance(session, Session)
+                             else session.dialect.name, table)
+    stmt = stmt.values(**values).on_conflict_do_nothing(index_elements=conflict)
     # RETURNING, not rowcount: psycopg reports rowcount -1 for these statements
     return len(session.execute(stmt.returning(*[getattr(table.c, c) for c in conflict])).all())
 
 
-def upsert_add(session: Session, table: Any, values: dict[str, Any], conflict: list[str], column: str,
+def upsert_add(session: Session | Connection, table: Any, values: dict[str, Any], conflict: list[str], column: str,
                limit: int | None) -> bool:
     """Insert `values`, or add values[column] to the existing row, unless that passes `limit`.
 
     One statement, so two concurrent callers can never both slip under the limit.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        stmt: Any = pg_insert(table).values(**values)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-        stmt = sqlite_insert(table).values(**values)
+    stmt = upsertable_insert(session.get_bind().dialect.name if isinstance(session, Session)
+                             else session.dialect.name, table).values(**values)
     col = getattr(table.c, column)
     new_value = col + getattr(stmt.excluded, column)
     where = None if limit is None else new_value <= limit

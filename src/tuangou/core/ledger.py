@@ -13,10 +13,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, func, select
+from sqlalchemy import BigInteger, Connection, Index, Integer, String, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tuangou.core.db import Base, UTCDateTime
+from tuangou.core.db import Base, UTCDateTime, table
 
 EXTERNAL_BUYERS = "external:buyers"
 ESCROW = "platform:escrow"
@@ -55,6 +55,17 @@ def post(session: Session, kind: str, lines: list[tuple[str, int]], now: datetim
         if amount:
             session.add(LedgerLine(txn_id=txn, kind=kind, account=account, amount_cents=amount,
                                    ref=ref, at=now))
+    return txn
+
+
+def post_rows(conn: Connection, kind: str, lines: list[tuple[str, int]], now: datetime, *, ref: str = "") -> str:
+    """The same posting as post(), as one Core INSERT (the hot path: no ORM flush)."""
+    if sum(amount for _, amount in lines) != 0:
+        raise UnbalancedPosting(f"{kind}: lines sum to {sum(a for _, a in lines)}")
+    txn = str(uuid.uuid4())
+    conn.execute(insert(table(LedgerLine)), [{"txn_id": txn, "kind": kind, "account": account,
+                                                 "amount_cents": amount, "ref": ref, "at": now}
+                                                for account, amount in lines if amount])
     return txn
 
 

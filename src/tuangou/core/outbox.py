@@ -37,3 +37,10 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], now: dat
     session.add(OutboxEvent(event_id=event_id, type=type_, payload=payload, occurred_at=now,
                             merchant_id=merchant_id))
     return event_id
+
+
+def event_row(type_: str, payload: dict[str, Any], now: datetime, *, merchant_id: int | None = None
+              ) -> dict[str, Any]:
+    """The outbox row of an event, for a Core INSERT on the hot path (no ORM flush)."""
+    return {"event_id": str(uuid.uuid4()), "type": type_, "payload": payload, "occurred_at": now,
+            "merchant_id": merchant_id, "relayed_at": None}

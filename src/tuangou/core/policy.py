@@ -7,8 +7,10 @@ reason, audited, upserted so two first edits cannot collide.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Integer, String, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -30,6 +32,36 @@ class PolicyRecord(Base):
     updated_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+T = TypeVar("T")
+# How long a process trusts its copy of a policy. A change made in this process is seen at once
+# (store() drops the copy); other processes see it within this many seconds. The hot path reads
+# policies on every order, so a query each time would cost more than the rule it feeds.
+CACHE_SECONDS = 1.0
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def cached(session: Session, name: str, parse: Callable[[dict[str, Any] | None], T]) -> T:
+    """Inside an open unit of work: the policy `name` parsed by `parse`, from this process's copy
+    when it is fresh enough (no query), else read and kept."""
+    key = (_where(session), name)
+    hit = _cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]  # type: ignore[no-any-return]
+    value = parse(load(session, name))
+    _cache[key] = (now, value)
+    return value
+
+
+def _where(session: Session) -> str:
+    bind = session.get_bind()
+    return str(bind.engine.url)
+
+
+def forget(session: Session, name: str) -> None:
+    _cache.pop((_where(session), name), None)
+
+
 def load(session: Session, name: str) -> dict[str, Any] | None:
     """Inside an open unit of work: the stored policy `name`, or None while the seed defaults apply."""
     row = session.get(PolicyRecord, name)
@@ -48,5 +80,7 @@ def store(uow: UnitOfWork, actor: Principal, name: str, data: dict[str, Any], re
     values = {"data": data, "updated_at": uow.now, "updated_by": actor.user_id}
     if not insert_ignore(uow.session, PolicyRecord.__table__, {"name": name, **values}, ["name"]):
         uow.session.execute(update(PolicyRecord).where(PolicyRecord.name == name).values(**values))
+    forget(uow.session, name)
+    uow.after_commit(lambda: forget(uow.session, name))  # a reader between the two saw the old copy
     record_audit(uow.session, actor_id=actor.user_id, actor_role=Role.OPS, action=action or f"set_{name}_policy",
                  target=target or f"policy:{name}", reason=reason, now=uow.now, details=changes)

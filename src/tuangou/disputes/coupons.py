@@ -22,7 +22,7 @@ from tuangou.accounts import service as accounts
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.disputes import rules
@@ -83,7 +83,7 @@ def _use_lines(c: Coupon, discount: int) -> list[tuple[str, int]]:
     return [(_account(c.origin), -discount), (ledger.ESCROW, discount)]
 
 
-def apply(uow: UnitOfWork, *, buyer_id: int, code: str, order_id: int, merchant_id: int, order_cents: int) -> int:
+def apply(uow: InTransaction, *, buyer_id: int, code: str, order_id: int, merchant_id: int, order_cents: int) -> int:
     """Inside an open unit of work: use a coupon on an order; returns the discount in cents.
 
     The coupon moves with one conditional UPDATE (status = 'available'), so two orders racing
@@ -110,7 +110,7 @@ def apply(uow: UnitOfWork, *, buyer_id: int, code: str, order_id: int, merchant_
     return discount
 
 
-def restore(uow: UnitOfWork, order_id: int) -> int:
+def restore(uow: InTransaction, order_id: int) -> int:
     """Inside an open unit of work: the coupon used on an order becomes available again (the order
     ended unpaid or was refunded whole); the use posting is reversed. Returns the discount restored."""
     c = uow.session.scalar(select(Coupon).where(Coupon.order_id == order_id, Coupon.status == rules.CouponStatus.USED))
@@ -136,7 +136,7 @@ def restore(uow: UnitOfWork, order_id: int) -> int:
     return discount
 
 
-def refund_share(uow: UnitOfWork, order_id: int, quantity: int, refunded_before: int, refunded_now: int) -> int:
+def refund_share(uow: InTransaction, order_id: int, quantity: int, refunded_before: int, refunded_now: int) -> int:
     """Inside an open unit of work: the coupon part of refunded vouchers (not paid back in cash).
 
     A whole order refunded at once gets its coupon back; a partial refund returns the coupon's
@@ -168,7 +168,7 @@ def revoke_if_unused(uow: UnitOfWork, coupon_id: int) -> bool:
     return bool(moved)
 
 
-def book_recovery(uow: UnitOfWork, *, merchant_id: int, amount: int, ref: str, dispute_id: int | None) -> bool:
+def book_recovery(uow: InTransaction, *, merchant_id: int, amount: int, ref: str, dispute_id: int | None) -> bool:
     """Inside an open unit of work: the merchant owes the platform `amount` (once per ref)."""
     if amount <= 0:
         return False

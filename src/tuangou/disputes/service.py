@@ -18,7 +18,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import InTransaction, UnitOfWork
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.disputes import coupons, rules
@@ -49,19 +49,19 @@ def issue_compensation_coupon(uow: UnitOfWork, *, buyer_id: int, amount_cents: i
     return coupon
 
 
-def apply_coupon(uow: UnitOfWork, *, buyer_id: int, code: str, order_id: int, merchant_id: int,
+def apply_coupon(uow: InTransaction, *, buyer_id: int, code: str, order_id: int, merchant_id: int,
                  order_cents: int) -> int:
     """Inside an open unit of work (orders' checkout): use a coupon once; returns the discount."""
     return coupons.apply(uow, buyer_id=buyer_id, code=code, order_id=order_id, merchant_id=merchant_id,
                          order_cents=order_cents)
 
 
-def restore_coupon(uow: UnitOfWork, order_id: int) -> int:
+def restore_coupon(uow: InTransaction, order_id: int) -> int:
     """Inside an open unit of work: an unpaid order ended; its coupon is usable again."""
     return coupons.restore(uow, order_id)
 
 
-def coupon_refund_share(uow: UnitOfWork, order_id: int, quantity: int, refunded_before: int,
+def coupon_refund_share(uow: InTransaction, order_id: int, quantity: int, refunded_before: int,
                         refunded_now: int) -> int:
     """Inside an open unit of work: the coupon part of vouchers being refunded (not paid in cash)."""
     return coupons.refund_share(uow, order_id, quantity, refunded_before, refunded_now)

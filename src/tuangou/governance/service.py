@@ -17,7 +17,7 @@ from tuangou.capacity import service as capacity
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, NotFound
 from tuangou.core.money import yuan
 from tuangou.core.outbox import record_event
@@ -28,40 +28,27 @@ from tuangou.orders import service as orders
 # ---- red line (A4) ---------------------------------------------------------------------------------
 
 
-def warn_near_red_line(uow: UnitOfWork, ctx: catalog.DealContext, order: Any,
-                       states: list[catalog_rules.BucketState]) -> None:
-    """Order-placed hook: warn the merchant once per warning line crossed, and when sold out.
+def warn_crossing(tx: InTransaction, deal_id: int, merchant_id: int, title: str,
+                  s: catalog_rules.BucketState, line: int | None, sold_out: bool) -> None:
+    """Inside an open unit of work: tell the merchant a warning line was crossed, or that a bucket sold out.
 
     The (deal, bucket, kind, line) row is inserted if absent; only the transaction
     that inserts it sends the message, so concurrent orders warn once.
     """
-    pol: capacity_rules.GovernancePolicy | None = None
-    for s in states:
-        if s.key == catalog_rules.TOTAL_BUCKET:
-            continue
-        after = s.sold + s.reserved
-        before = after - order.quantity
-        pol = pol or capacity.policy(uow)
-        threshold = pol.low_stock_units if s.key == catalog_rules.STOCK_BUCKET else pol.warn_remaining
-        line = capacity_rules.red_line_crossed(s.cap, before, after, threshold)
-        if line is not None and _first(uow, ctx.id, s.key, "red_line", line):
-            notify.notify_merchant(uow, ctx.merchant_id, "red_line_warning",
-                                   f"{s.remaining} more and you exceed: {ctx.title} ({s.key})",
-                                   "Add stock (file a change request) or stop selling.",
-                                   {"deal_id": ctx.id, "bucket": s.key, "remaining": s.remaining}, "warning")
-        if before < s.cap <= after and _first(uow, ctx.id, s.key, "sold_out", s.cap):
-            notify.notify_merchant(uow, ctx.merchant_id, "sold_out", f"Sold out: {ctx.title} ({s.key})",
-                                   "Further orders get sold_out.", {"deal_id": ctx.id, "bucket": s.key})
+    if line is not None and _first(tx, deal_id, s.key, "red_line", line):
+        notify.notify_merchant(tx, merchant_id, "red_line_warning",
+                               f"{s.remaining} more and you exceed: {title} ({s.key})",
+                               "Add stock (file a change request) or stop selling.",
+                               {"deal_id": deal_id, "bucket": s.key, "remaining": s.remaining}, "warning")
+    if sold_out and _first(tx, deal_id, s.key, "sold_out", s.cap):
+        notify.notify_merchant(tx, merchant_id, "sold_out", f"Sold out: {title} ({s.key})",
+                               "Further orders get sold_out.", {"deal_id": deal_id, "bucket": s.key})
 
 
-def _first(uow: UnitOfWork, deal_id: int, bucket: str, kind: str, line: int) -> bool:
-    return bool(insert_ignore(uow.session, RedLineWarning.__table__, {
-        "deal_id": deal_id, "bucket": bucket, "kind": kind, "line": line, "created_at": uow.now},
+def _first(tx: InTransaction, deal_id: int, bucket: str, kind: str, line: int) -> bool:
+    return bool(insert_ignore(tx.session, RedLineWarning.__table__, {
+        "deal_id": deal_id, "bucket": bucket, "kind": kind, "line": line, "created_at": tx.now},
         ["deal_id", "bucket", "kind", "line"]))
-
-
-if warn_near_red_line not in orders.ORDER_PLACED_HOOKS:
-    orders.ORDER_PLACED_HOOKS.append(warn_near_red_line)
 
 
 # ---- cap changes -------------------------------------------------------------------------------------

@@ -22,20 +22,17 @@ from tuangou.core import ledger
 from tuangou.core import policy as policies
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.clock import local_date
-from tuangou.core.db import UnitOfWork, insert_ignore, upsert_add
+from tuangou.core.db import UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.merchants import rules
 from tuangou.merchants.models import (
     ExamAttempt,
-    IntakeCounter,
     MerchantStanding,
     Penalty,
     Violation,
 )
 from tuangou.notify import service as notify
-from tuangou.orders import service as orders
 
 POLICY = "accountability"
 PENALTY_INCOME = "platform:penalties"
@@ -218,30 +215,6 @@ def score_history(uow: UnitOfWork, actor: Principal, merchant_id: int) -> dict[s
 
 
 # ---- the order path and the listings --------------------------------------------------------------
-
-def enforce_intake(uow: UnitOfWork, ctx: catalog.DealContext, order: Any, states: Any) -> None:
-    """Order-placed hook: count the order against the merchant's daily intake cap, or refuse it.
-
-    One conditional upsert on (merchant, store-local date), so concurrent orders never pass the cap.
-    Merchants without any cap (the default when not limited) are not counted at all.
-    """
-    policy = load_policy(uow)
-    row = uow.session.get(MerchantStanding, ctx.merchant_id)
-    limited = row is not None and rules.is_limited(row.limited, row.lift_at, uow.now)
-    cap = rules.daily_intake_cap(limited, policy)
-    if cap is None:
-        return
-    refused = Conflict(f"this merchant may take at most {cap} orders a day for now", code="intake_limit", cap=cap)
-    if cap <= 0:
-        raise refused
-    if not upsert_add(uow.session, IntakeCounter.__table__, {"merchant_id": ctx.merchant_id,
-                      "day": local_date(uow.now, ctx.timezone), "orders": 1}, ["merchant_id", "day"], "orders", cap):
-        raise refused
-
-
-if enforce_intake not in orders.ORDER_PLACED_HOOKS:
-    orders.ORDER_PLACED_HOOKS.append(enforce_intake)
-
 
 def rank_deals(uow: UnitOfWork, deals: list[tuple[int, int, str]]) -> list[int]:
     """Inside an open unit of work: ids of (deal_id, merchant_id, category) in listing order.

@@ -9,11 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from tuangou.accounts import service as accounts
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table
 from tuangou.core.errors import NotFound, ValidationFailed
 from tuangou.core.outbox import OutboxEvent
 from tuangou.notify import rules
@@ -22,20 +22,32 @@ from tuangou.notify.models import Notification, WebhookDelivery, WebhookEndpoint
 CLAIM = timedelta(seconds=60)  # a delivery being sent is hidden from other workers this long
 
 
-def notify_user(uow: UnitOfWork, user_id: int, kind: str, title: str, body: str = "",
+def notify_user(uow: InTransaction, user_id: int, kind: str, title: str, body: str = "",
                 data: dict[str, Any] | None = None, severity: str = "info") -> None:
     """Inside an open unit of work: a message in one inbox, committed with the change it reports."""
     uow.session.add(Notification(user_id=user_id, kind=kind, title=title, body=body, data=data or {},
                                  severity=severity, created_at=uow.now))
 
 
-def notify_merchant(uow: UnitOfWork, merchant_id: int, kind: str, title: str, body: str = "",
+def inbox_row(user_id: int, kind: str, title: str, body: str, data: dict[str, Any], now: Any,
+              severity: str = "info") -> dict[str, Any]:
+    """An inbox message as a row, for a Core INSERT on the hot path (no ORM flush)."""
+    return {"user_id": user_id, "kind": kind, "title": title, "body": body, "data": data, "severity": severity,
+            "created_at": now}
+
+
+def inbox_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Inside an open unit of work: write inbox rows made by inbox_row()."""
+    conn.execute(insert(table(Notification)), rows)
+
+
+def notify_merchant(uow: InTransaction, merchant_id: int, kind: str, title: str, body: str = "",
                     data: dict[str, Any] | None = None, severity: str = "info") -> None:
     for user_id in accounts.merchant_user_ids(uow, merchant_id):
         notify_user(uow, user_id, kind, title, body, data, severity)
 
 
-def notify_ops(uow: UnitOfWork, kind: str, title: str, body: str = "", data: dict[str, Any] | None = None,
+def notify_ops(uow: InTransaction, kind: str, title: str, body: str = "", data: dict[str, Any] | None = None,
                severity: str = "info") -> None:
     for user_id in accounts.user_ids_with_role(uow, Role.OPS):
         notify_user(uow, user_id, kind, title, body, data, severity)

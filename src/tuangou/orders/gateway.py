@@ -54,17 +54,20 @@ class SandboxGateway:
             return self._script.popleft() if self._script else (asked or "succeed")
 
     def charge(self, key: str, amount_cents: int, outcome: str | None = None) -> GatewayResult:
+        """Atomic per key, like a real gateway's merchant order number: concurrent charges with one
+        key get one decision."""
         with self._lock:
-            if key in self._charges:
-                return self._charges[key]
-        decided = self._next(outcome)
-        if decided == "fail":
-            result = GatewayResult(False, f"ch_{uuid.uuid4().hex[:12]}", "card declined (sandbox)")
-        else:
-            result = GatewayResult(True, f"ch_{uuid.uuid4().hex[:12]}")
-        with self._lock:
-            self._charges[key] = result
-        if decided == "timeout":
+            result = self._charges.get(key)
+            timed_out = False
+            if result is None:
+                decided = self._script.popleft() if self._script else (outcome or "succeed")
+                if decided == "fail":
+                    result = GatewayResult(False, f"ch_{uuid.uuid4().hex[:12]}", "card declined (sandbox)")
+                else:
+                    result = GatewayResult(True, f"ch_{uuid.uuid4().hex[:12]}")
+                self._charges[key] = result
+                timed_out = decided == "timeout"
+        if timed_out:
             raise GatewayTimeout("sandbox gateway did not answer")
         return result
 

@@ -12,6 +12,6 @@ from tuangou.orders import service
 def run_due(ctx: JobContext) -> dict[str, Any]:
     uow = UnitOfWork(ctx.db, ctx.clock)
     gateway = ctx.extras["payment_gateway"]
-    return {"expired": service.expire_due(uow),
+    return {"expired": service.expire_due(uow, gateway),
             "refunds": service.process_refunds(uow, gateway),
             "reconciled": service.reconcile_payments(uow, gateway)}

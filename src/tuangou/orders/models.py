@@ -30,6 +30,9 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Which attempt to pay this order is current: its gateway key is rules.payment_key(id, pay_attempt).
+    # Only a recorded decline moves it on, so at most one charge can ever succeed per order.
+    pay_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key"),
                       Index("ix_orders_status_expires", "status", "expires_at"),

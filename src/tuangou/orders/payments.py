@@ -1,144 +1,214 @@
-"""Paying an order: three short transactions around the gateway call, and reconciliation."""
+"""Paying an order: snapshot, charge, one write transaction (docs/adr/0010).
+
+The gateway key of a payment is derived from the order and its current attempt
+(`rules.payment_key`), not from the client: every request paying the same order sends
+the same key, and the gateway, idempotent by key like real ones (商户订单号), charges at
+most once. Only a recorded decline opens the next attempt. So any number of concurrent
+pays, with any client keys, capture one charge; no row is written before the charge,
+and a process that dies between the charge and its commit is covered by the expiry job,
+which asks the gateway about the current key before it ends a reservation.
+"""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.auth import Principal
-from tuangou.core.db import UnitOfWork, retry_on_deadlock
-from tuangou.core.errors import Conflict
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock, table
+from tuangou.core.errors import Conflict, Forbidden, NotFound
 from tuangou.core.money import yuan
-from tuangou.core.outbox import record_event
+from tuangou.core.outbox import OutboxEvent, event_row
 from tuangou.notify import service as notify
-from tuangou.orders import refunds, rules
-from tuangou.orders import service as orders
+from tuangou.orders import refunds, rules, views
 from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
 from tuangou.orders.models import Order, Payment, Voucher
+from tuangou.orders.participants import registry
 
-# ---- paying -------------------------------------------------------------------------------------
+_orders = table(Order)
+_o = _orders.c
+_SNAPSHOT_COLS = [_o.id, _o.buyer_id, _o.deal_id, _o.merchant_id, _o.store_id, _o.quantity, _o.unit_price_cents,
+                  _o.amount_cents, _o.status, _o.expires_at, _o.buckets, _o.pay_attempt, _o.extra, _o.service_date,
+                  _o.slot, _o.created_at]
+
+
+def _snapshot(conn: Any, order_id: int) -> rules.OrderSnapshot:
+    extra = registry.order_columns(_o)
+    q = select(*_SNAPSHOT_COLS, *[c.label(f"x_{n}") for n, c in extra.items()]).where(_o.id == order_id)
+    r = conn.execute(q).first()
+    if r is None:
+        raise NotFound(f"order {order_id} not found")
+    return rules.OrderSnapshot(r.id, r.buyer_id, r.deal_id, r.merchant_id, r.store_id, r.quantity,
+                               r.unit_price_cents, r.amount_cents, r.status, r.expires_at, list(r.buckets or []),
+                               r.pay_attempt, dict(r.extra or {}), {n: r._mapping[f"x_{n}"] for n in extra},
+                               r.service_date, r.slot, r.created_at)
+
 
 def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str, gateway: PaymentGateway,
-              outcome: str | None = None) -> tuple[orders.OrderView, dict[str, Any]]:
-    """Charge a reserved order. Three short transactions around the gateway call,
-    so no database lock is held while the gateway thinks."""
-    client_key = client_key or f"anon-{uuid.uuid4().hex}"
-    with uow:
-        order = orders._own_order(uow, buyer, order_id)
-        existing = uow.session.scalar(select(Payment).where(Payment.order_id == order_id,
-                                                            Payment.client_key == client_key))
-        if existing is not None and existing.status != rules.PaymentStatus.PENDING:
-            return orders._view(uow, order), _payment_view(existing)
-        if order.status == rules.OrderStatus.PAID:
-            return orders._view(uow, order), {"status": "succeeded", "replayed": True}
-        if order.status != rules.OrderStatus.RESERVED:
-            raise Conflict(f"order is {order.status}; it cannot be paid", code="not_payable")
-        if order.expires_at <= uow.now:
-            orders._end_reservation(uow, order, rules.OrderStatus.EXPIRED)
-            uow.commit()
-            raise Conflict("the reservation expired before payment", code="reservation_expired")
-        if existing is None:
-            existing = Payment(order_id=order_id, key=f"pay_{uuid.uuid4().hex}", client_key=client_key,
-                               amount_cents=order.amount_cents, status=rules.PaymentStatus.PENDING,
-                               created_at=uow.now)
-            uow.session.add(existing)
-            try:
-                uow.commit()
-            except IntegrityError as exc:
-                raise Conflict("a payment for this order is already in flight; retry in a minute",
-                               code="payment_in_progress") from exc
-        payment_id, key, amount = existing.id, existing.key, existing.amount_cents
+              outcome: str | None = None) -> tuple[views.OrderView, dict[str, Any]]:
+    """Charge a reserved order; no database lock is held while the gateway thinks.
+
+    Preconditions: the buyer owns the order. Paying a paid order answers with it (replayed);
+    `client_key` is accepted for the API's Idempotency-Key but the gateway key never depends on it.
+    """
+    registry.items  # noqa: B018 - fail loudly before charging when nothing was composed
+    with uow.db.read_engine.connect() as conn:
+        snap = _snapshot(conn, order_id)
+    if not views.visible(buyer, snap.buyer_id, snap.merchant_id):
+        raise Forbidden("this order belongs to another account")
+    step = rules.plan_payment(snap, uow.clock.now())
+    if isinstance(step, rules.Refusal):
+        raise Conflict(step.message, code=step.code)
+    if step == rules.PayStep.ALREADY_PAID:
+        return _read_view(uow, order_id), {"status": rules.PaymentStatus.SUCCEEDED.value, "replayed": True}
+    if step == rules.PayStep.EXPIRE:
+        _expire_one(uow, order_id)
+        raise Conflict("the reservation expired before payment", code="reservation_expired")
+    key = rules.payment_key(order_id, snap.pay_attempt)
     try:
-        result: GatewayResult | None = gateway.charge(key, amount, outcome)
+        result: GatewayResult | None = gateway.charge(key, snap.amount_cents, outcome)
     except GatewayTimeout:
         result = None
-    payment = apply_charge(uow, payment_id, result)
-    # The answer is read after commit on the read engine: no write transaction, no SQLite write lock.
+    payment = record_charge(uow, snap, key, result)
+    if payment["status"] == rules.PaymentStatus.SUCCEEDED and payment.get("vouchers") is not None:
+        order = views.OrderView(snap.id, snap.buyer_id, snap.deal_id, snap.merchant_id, snap.store_id,
+                                snap.quantity, snap.unit_price_cents, snap.amount_cents,
+                                snap.service_date.isoformat() if snap.service_date else None, snap.slot,
+                                rules.OrderStatus.PAID.value, snap.expires_at.isoformat(),
+                                snap.created_at.isoformat() if snap.created_at else "", payment["paid_at"],
+                                payment.pop("vouchers"))
+        return order, payment
+    payment.pop("vouchers", None)
+    return _read_view(uow, order_id), payment
+
+
+def _read_view(uow: UnitOfWork, order_id: int) -> views.OrderView:
     reader = UnitOfWork(uow.db, uow.clock, readonly=True)
     with reader:
-        final = reader.session.get(Order, order_id)
-        assert final is not None
-        return orders._view(reader, final), payment
-
-
-def _payment_view(p: Payment) -> dict[str, Any]:
-    return {"id": p.id, "status": p.status, "amount_cents": p.amount_cents, "message": p.message,
-            "gateway_ref": p.gateway_ref}
+        order = reader.session.get(Order, order_id)
+        assert order is not None
+        return views.view(reader, order)
 
 
 @retry_on_deadlock
-def apply_charge(uow: UnitOfWork, payment_id: int, result: GatewayResult | None) -> dict[str, Any]:
-    """Record the gateway's answer (None = no answer). Idempotent per payment."""
+def _expire_one(uow: UnitOfWork, order_id: int) -> None:
     with uow:
-        payment = uow.session.get(Payment, payment_id)
-        assert payment is not None
-        open_states = (rules.PaymentStatus.PENDING, rules.PaymentStatus.UNKNOWN)
-        if result is None:
-            uow.session.execute(update(Payment).where(Payment.id == payment_id, Payment.status.in_(open_states))
-                                .values(status=rules.PaymentStatus.UNKNOWN, message="gateway timeout"))
-            uow.session.refresh(payment)  # before commit: no second transaction just to read it back
+        order = uow.session.get(Order, order_id)
+        if order is not None and views.end_reservation(uow, order, rules.OrderStatus.EXPIRED):
             uow.commit()
-            return _payment_view(payment)
-        status = rules.PaymentStatus.SUCCEEDED if result.ok else rules.PaymentStatus.FAILED
-        moved = uow.session.execute(update(Payment).where(Payment.id == payment_id, Payment.status.in_(open_states))
-                                    .values(status=status, gateway_ref=result.reference, message=result.message,
-                                            decided_at=uow.now)).rowcount  # type: ignore[attr-defined]
-        if moved and result.ok:
-            _capture(uow, payment, result.reference)
-        uow.session.refresh(payment)  # before commit: no second transaction just to read it back
+
+
+@retry_on_deadlock
+def record_charge(uow: UnitOfWork, snap: rules.OrderSnapshot, key: str, result: GatewayResult | None
+                  ) -> dict[str, Any]:
+    """Record the gateway's answer for `key` in one transaction (None = no answer). Idempotent per key."""
+    with uow:
+        if result is None:
+            _note_attempt(uow, snap, key, rules.PaymentStatus.UNKNOWN, "", "gateway timeout")
+            uow.commit()
+            return {"status": rules.PaymentStatus.UNKNOWN.value, "amount_cents": snap.amount_cents, "key": key,
+                    "message": "gateway timeout; we will ask the gateway again", "gateway_ref": ""}
+        if not result.ok:
+            uow.conn.execute(update(_orders).where(_o.id == snap.id, _o.status == rules.OrderStatus.RESERVED.value,
+                                                   _o.pay_attempt == snap.pay_attempt)
+                             .values(pay_attempt=_o.pay_attempt + 1))
+            _note_attempt(uow, snap, key, rules.PaymentStatus.FAILED, result.reference, result.message)
+            uow.commit()
+            return {"status": rules.PaymentStatus.FAILED.value, "amount_cents": snap.amount_cents, "key": key,
+                    "message": result.message, "gateway_ref": result.reference}
+        codes = capture(uow, snap, key, result.reference)
+        if codes is None:  # an earlier request (or reconciliation) took this path first: keep the record straight
+            _note_attempt(uow, snap, key, rules.PaymentStatus.SUCCEEDED, result.reference, "")
         uow.commit()
-        return _payment_view(payment)
+        return {"status": rules.PaymentStatus.SUCCEEDED.value, "amount_cents": snap.amount_cents, "key": key,
+                "message": "", "gateway_ref": result.reference, "paid_at": uow.now.isoformat(),
+                "vouchers": None if codes is None else [views.voucher_view(c, rules.VoucherStatus.ISSUED)
+                                                        for c in codes]}
 
 
-def _capture(uow: UnitOfWork, payment: Payment, charge_ref: str) -> None:
-    order = uow.session.get(Order, payment.order_id)
-    assert order is not None
-    ref = f"order:{order.id}"
-    ledger.post(uow.session, "payment", [(ledger.EXTERNAL_BUYERS, -payment.amount_cents),
-                                         (ledger.ESCROW, payment.amount_cents)], uow.now, ref=ref)
-    paid = uow.session.execute(update(Order).where(Order.id == order.id, Order.status == rules.OrderStatus.RESERVED)
-                               .values(status=rules.OrderStatus.PAID, paid_at=uow.now,
-                                       extra={**(order.extra or {}), "charge_ref": charge_ref})).rowcount  # type: ignore[attr-defined]
-    if not paid:
-        # The reservation ended while the gateway was charging: give the money back.
-        refunds.owe_refund(uow, order, payment.amount_cents, f"late:{payment.key}", charge_ref,
-                    "payment arrived after the reservation ended")
-        return
-    catalog.confirm_sold(uow, order.deal_id, order.buckets, order.quantity)
-    codes = []
-    for _ in range(order.quantity):
-        code = rules.new_voucher_code()
-        codes.append(code)
-        uow.session.add(Voucher(code=code, order_id=order.id, deal_id=order.deal_id, merchant_id=order.merchant_id,
-                                buyer_id=order.buyer_id, price_cents=order.unit_price_cents,
-                                status=rules.VoucherStatus.ISSUED, issued_at=uow.now))
-    uow.session.refresh(order)
-    record_event(uow.session, "OrderPaid", {"order_id": order.id, "amount_cents": order.amount_cents,
-                                            "deal_id": order.deal_id, "vouchers": len(codes)}, uow.now,
-                 merchant_id=order.merchant_id)
-    notify.notify_user(uow, order.buyer_id, "order_paid", f"Paid {yuan(order.amount_cents)} for order #{order.id}",
-                       f"{len(codes)} voucher(s) ready to use.", {"order_id": order.id})
-    for hook in orders.ORDER_PAID_HOOKS:
-        hook(uow, order)
+def _note_attempt(tx: InTransaction, snap: rules.OrderSnapshot, key: str, status: rules.PaymentStatus,
+                  ref: str, message: str) -> None:
+    """Attempts that did not capture are kept (reconciliation asks the gateway about unknown ones)."""
+    if not insert_ignore(tx.conn, table(Payment), {
+            "order_id": snap.id, "key": key, "client_key": key, "amount_cents": snap.amount_cents,
+            "status": status.value, "gateway_ref": ref, "message": message[:200], "created_at": tx.now,
+            "decided_at": tx.now if status != rules.PaymentStatus.UNKNOWN else None}, ["key"]):
+        tx.conn.execute(update(table(Payment)).where(
+            Payment.key == key, Payment.status.in_((rules.PaymentStatus.PENDING, rules.PaymentStatus.UNKNOWN)))
+            .values(status=status.value, gateway_ref=ref, message=message[:200],
+                    decided_at=tx.now if status != rules.PaymentStatus.UNKNOWN else None))
 
 
+def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: str) -> list[str] | None:
+    """Inside an open unit of work: the money for `key` was captured. The reserved order becomes paid
+    with its vouchers; returns their codes. None when the order had moved on: if this very charge
+    paid it already nothing happens, otherwise (the reservation ended) the money is owed back."""
+    conn, now = tx.conn, tx.now
+    paid = conn.execute(update(_orders).where(_o.id == snap.id, _o.status == rules.OrderStatus.RESERVED.value)
+                        .values(status=rules.OrderStatus.PAID.value, paid_at=now,
+                                extra={**snap.extra, "charge_ref": charge_ref, "payment_key": key})
+                        .returning(_o.id)).first()
+    if paid is None:
+        order = tx.session.get(Order, snap.id)
+        assert order is not None
+        if (order.extra or {}).get("charge_ref") != charge_ref and refunds.owe_refund(
+                tx, order, snap.amount_cents, f"late:{charge_ref}", charge_ref,
+                "payment arrived after the reservation ended"):
+            # the money came in and goes straight back out: booked once per charge however many see it
+            ledger.post(tx.session, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
+                                                (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
+        return None
+    catalog.confirm_held(tx, snap.deal_id, snap.buckets, snap.quantity)
+    codes = [c for c in rules.plan_capture(snap).voucher_codes]
+    conn.execute(insert(table(Voucher)), [
+        {"code": c, "order_id": snap.id, "deal_id": snap.deal_id, "merchant_id": snap.merchant_id,
+         "buyer_id": snap.buyer_id, "price_cents": snap.unit_price_cents, "status": rules.VoucherStatus.ISSUED.value,
+         "issued_at": now, "redeemed_at": None, "redeemed_by": None, "refunded_at": None} for c in codes])
+    ledger.post_rows(conn, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
+                                       (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
+    conn.execute(insert(table(OutboxEvent)), [event_row(
+        "OrderPaid", {"order_id": snap.id, "amount_cents": snap.amount_cents, "deal_id": snap.deal_id,
+                      "vouchers": len(codes)}, now, merchant_id=snap.merchant_id)])
+    notify.inbox_insert(conn, [notify.inbox_row(
+        snap.buyer_id, "order_paid", f"Paid {yuan(snap.amount_cents)} for order #{snap.id}",
+        f"{len(codes)} voucher(s) ready to use.", {"order_id": snap.id}, now)])
+    for p in registry.items:
+        if p.wants_paid(snap):
+            p.on_paid(tx, snap)
+    return codes
 
 
+# ---- reconciliation: answers that never came -------------------------------------------------------
 
 def reconcile_payments(uow: UnitOfWork, gateway: PaymentGateway, older_than_s: int = 60) -> int:
-    """Ask the gateway about payments left unknown or pending (a timeout, a crash)."""
+    """Ask the gateway about attempts left unknown (a timeout): capture, or open the next attempt."""
     with uow:
-        ids = list(uow.session.scalars(select(Payment.id).where(
+        rows = list(uow.session.execute(select(Payment.id, Payment.key, Payment.order_id).where(
             Payment.status.in_((rules.PaymentStatus.UNKNOWN, rules.PaymentStatus.PENDING)),
             Payment.created_at <= uow.now - timedelta(seconds=older_than_s)).limit(200)))
-        keys = {pid: uow.session.get(Payment, pid).key for pid in ids}  # type: ignore[union-attr]
-    for pid, key in keys.items():
+    for _pid, key, order_id in rows:
         found = gateway.lookup(key)
-        apply_charge(uow, pid, found if found is not None else GatewayResult(False, "", "never reached the gateway"))
-    return len(keys)
+        with uow.db.read_engine.connect() as conn:
+            snap = _snapshot(conn, order_id)
+        record_charge(uow, snap, key, found if found is not None
+                      else GatewayResult(False, "", "never reached the gateway"))
+    return len(rows)
+
+
+def settle_before_expiry(uow: UnitOfWork, gateway: PaymentGateway, order_id: int) -> bool:
+    """Before a reservation is ended for lack of payment, ask the gateway whether its current key was
+    charged (a process may have died between the charge and its commit). True if it was captured."""
+    with uow.db.read_engine.connect() as conn:
+        snap = _snapshot(conn, order_id)
+    if snap.status != rules.OrderStatus.RESERVED:
+        return False
+    key = rules.payment_key(order_id, snap.pay_attempt)
+    found = gateway.lookup(key)
+    if found is None or not found.ok:
+        return False
+    record_charge(uow, snap, key, found)
+    return True

@@ -10,26 +10,28 @@ from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, retry_on_deadlock
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.money import yuan
 from tuangou.core.outbox import record_event
 from tuangou.disputes import rules as coupon_rules
 from tuangou.notify import service as notify
-from tuangou.orders import rules
-from tuangou.orders import service as orders
+from tuangou.orders import rules, views
 from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
 from tuangou.orders.models import Order, Refund, Voucher
 
 REFUNDS_PAYABLE = "platform:refunds_payable"
 
 
-def owe_refund(uow: UnitOfWork, order: Order, amount: int, key: str, charge_ref: str, reason: str,
-                source: str = ledger.ESCROW) -> int:
-    """Book money owed back to the buyer; the refund job pays it out. Unique per key."""
-    uow.session.add(Refund(key=key, order_id=order.id, buyer_id=order.buyer_id, amount_cents=amount,
-                           charge_ref=charge_ref, reason=reason, status=rules.RefundStatus.PENDING, attempts=0,
-                           next_attempt_at=uow.now, created_at=uow.now))
+def owe_refund(uow: InTransaction, order: Order, amount: int, key: str, charge_ref: str, reason: str,
+               source: str = ledger.ESCROW) -> int:
+    """Book money owed back to the buyer; the refund job pays it out. Once per key: a second call
+    with the same key (a retry, a concurrent request) books nothing and returns 0."""
+    if not insert_ignore(uow.session, Refund.__table__, {
+            "key": key, "order_id": order.id, "buyer_id": order.buyer_id, "amount_cents": amount,
+            "charge_ref": charge_ref, "reason": reason, "status": rules.RefundStatus.PENDING.value, "attempts": 0,
+            "next_attempt_at": uow.now, "created_at": uow.now, "last_error": "", "gateway_ref": ""}, ["key"]):
+        return 0
     ledger.post(uow.session, "refund_owed", [(source, -amount), (REFUNDS_PAYABLE, amount)], uow.now,
                 ref=f"order:{order.id}")
     record_event(uow.session, "RefundOwed", {"order_id": order.id, "amount_cents": amount, "reason": reason},
@@ -41,10 +43,10 @@ def owe_refund(uow: UnitOfWork, order: Order, amount: int, key: str, charge_ref:
 
 @retry_on_deadlock
 def refund_vouchers(uow: UnitOfWork, actor: Principal, order_id: int, codes: list[str] | None,
-                    reason: str = "") -> orders.OrderView:
+                    reason: str = "") -> views.OrderView:
     """A buyer (or ops) refunds unredeemed vouchers; capacity returns, money is owed back at once."""
     with uow:
-        order = orders._own_order(uow, actor, order_id, lock=True)
+        order = views.own_order(uow, actor, order_id, lock=True)
         if actor.role not in (Role.BUYER, Role.OPS):
             raise Forbidden("only the buyer or ops refund an order")
         amount = refund_in_uow(uow, order, codes, reason or "refund requested by buyer")
@@ -52,10 +54,10 @@ def refund_vouchers(uow: UnitOfWork, actor: Principal, order_id: int, codes: lis
             record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="refund_order",
                          target=f"order:{order.id}", reason=reason, now=uow.now, details={"amount_cents": amount})
         uow.commit()
-        return orders._view(uow, order)
+        return views.view(uow, order)
 
 
-def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, reason: str,
+def refund_in_uow(uow: InTransaction, order: Order | int, codes: list[str] | None, reason: str,
                   source: str = ledger.ESCROW) -> int:
     """Inside an open unit of work: refund the order's issued vouchers (all, or `codes`).
 
@@ -93,7 +95,7 @@ def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, 
         from tuangou.disputes import service as disputes
         amount -= disputes.coupon_refund_share(uow, order.id, order.quantity, refunded_before, len(refunded))
     catalog.release_sold(uow, order.deal_id, order.buckets, len(refunded))
-    orders._uncount(uow, order, len(refunded))
+    views.uncount(uow, order, len(refunded))
     if source != ledger.ESCROW:
         # the platform pays first; escrow still holds the buyer's money and goes to the platform
         ledger.post(uow.session, "escrow_to_compensation", [(ledger.ESCROW, -amount),
@@ -102,7 +104,7 @@ def refund_in_uow(uow: UnitOfWork, order: Order | int, codes: list[str] | None, 
     if amount:
         owe_refund(uow, order, amount, f"vouchers:{order.id}:{refunded[0].id}:{len(refunded)}",
                     (order.extra or {}).get("charge_ref", ""), reason, source)
-    orders._settle(uow, order)
+    views.settle(uow, order)
     uow.session.refresh(order)
     record_event(uow.session, "VouchersRefunded", {"order_id": order.id, "count": len(refunded),
                                                    "amount_cents": amount, "reason": reason}, uow.now,

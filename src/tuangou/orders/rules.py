@@ -1,13 +1,18 @@
-"""Pure order rules: states, transitions, voucher codes, refund arithmetic."""
+"""Pure order rules: states, transitions, voucher codes, refund arithmetic, and the decisions of the
+hot path (`plan_order`, `plan_payment`, `plan_capture`): a snapshot in, a plan or a refusal out."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from tuangou.catalog import rules as catalog_rules
 
 VOUCHER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a counter
 VOUCHER_LENGTH = 16  # 80 bits of entropy
@@ -69,3 +74,176 @@ def settled_status(voucher_statuses: list[str]) -> OrderStatus | None:
     if all(s == VoucherStatus.REFUNDED for s in voucher_statuses):
         return OrderStatus.REFUNDED
     return OrderStatus.COMPLETED
+
+
+# ---- the hot path's decisions ---------------------------------------------------------------------
+
+MAX_QUANTITY = 1000
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A stable code and words for the buyer; the command changes nothing."""
+
+    code: str
+    message: str
+    status: int = 409
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    buyer_id: int
+    deal_id: int
+    quantity: int
+    idempotency_key: str
+    service_date: date | None = None
+    slot: str | None = None
+    coupon_code: str | None = None
+
+    def fingerprint(self) -> str:
+        body: dict[str, Any] = {"deal": self.deal_id, "q": self.quantity, "d": self.service_date, "s": self.slot}
+        if self.coupon_code:
+            body["c"] = self.coupon_code
+        return request_fingerprint(body)
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """What placing will write: the order row's values and the buckets to hold, in lock order."""
+
+    keys: list[str]
+    service_date: date | None
+    slot: str | None
+    quantity: int
+    unit_price_cents: int
+    amount_cents: int
+    fingerprint: str
+    expires_at: datetime
+    per_buyer_limit: int | None
+
+
+def request_problem(quantity: int, idempotency_key: str) -> Refusal | None:
+    """Input that no deal could accept (checked before any read)."""
+    if not 0 < quantity <= MAX_QUANTITY:
+        return Refusal("validation_error", f"quantity must be between 1 and {MAX_QUANTITY}", 422)
+    if not idempotency_key or len(idempotency_key) > 128:
+        return Refusal("idempotency_key_required", "an Idempotency-Key header (1-128 characters) is required", 422)
+    return None
+
+
+def guess_bucket_keys(kind: catalog_rules.DealKind | None, timezone: str | None, req: OrderRequest,
+                      now: datetime) -> list[str]:
+    """The buckets to read with the snapshot, from what was seen of the deal before (may be wrong:
+    a wrong guess only costs the pre-check, never correctness)."""
+    if kind == catalog_rules.DealKind.GOODS:
+        return [catalog_rules.STOCK_BUCKET, catalog_rules.TOTAL_BUCKET]
+    day = req.service_date or now.astimezone(ZoneInfo(timezone or "Asia/Shanghai")).date()
+    return [catalog_rules.date_bucket(day, req.slot), catalog_rules.TOTAL_BUCKET]
+
+
+def service_day(snap: catalog_rules.DealSnapshot, req: OrderRequest, now: datetime) -> date | None | Refusal:
+    if snap.kind == catalog_rules.DealKind.GOODS:
+        if req.service_date is not None or req.slot is not None:
+            return Refusal("validation_error", "goods deals take no service_date or slot", 422)
+        return None
+    zone = ZoneInfo(snap.timezone)
+    today = now.astimezone(zone).date()
+    day = req.service_date or today
+    problem = catalog_rules.service_date_problem(day, today, snap.valid_from.astimezone(zone).date(),
+                                                 snap.valid_until.astimezone(zone).date())
+    if problem:
+        return Refusal("invalid_service_date", problem, 422)
+    if snap.slots and req.slot not in snap.slots:
+        return Refusal("invalid_slot", f"slot must be one of {', '.join(sorted(snap.slots))}", 422)
+    if not snap.slots and req.slot is not None:
+        return Refusal("invalid_slot", "this deal has no time slots", 422)
+    return day
+
+
+def plan_order(snap: catalog_rules.DealSnapshot, req: OrderRequest, now: datetime,
+               ttl_minutes: int) -> OrderPlan | Refusal:
+    """Decide an order from a snapshot: a plan to apply, or the refusal a buyer sees.
+
+    A refusal from the buckets seen in the snapshot (sold out, not open) costs no write
+    transaction; a plan is still checked by the guarded UPDATEs when applied."""
+    if snap.status != catalog_rules.DealStatus.PUBLISHED:
+        return Refusal("not_on_sale", f"deal {snap.id} is not on sale")
+    if snap.per_buyer_limit is not None and req.quantity > snap.per_buyer_limit:
+        return Refusal("per_buyer_limit", f"at most {snap.per_buyer_limit} per buyer")
+    day = service_day(snap, req, now)
+    if isinstance(day, Refusal):
+        return day
+    keys = catalog_rules.buckets_for_order(snap.kind, day, req.slot, snap.has_total_cap)
+    for key in keys:
+        state = snap.buckets.get(key)
+        why = catalog_rules.availability_refusal(state, req.quantity) if state is not None else None
+        if why is not None:
+            code, message, remaining = why
+            extra = {"remaining": remaining} if code != "not_on_sale" else {}
+            return Refusal(code, f"deal {snap.id}: {message}", 409, extra)
+    return OrderPlan(keys, day, req.slot, req.quantity, snap.price_cents, snap.price_cents * req.quantity,
+                     req.fingerprint(), reservation_expiry(now, ttl_minutes), snap.per_buyer_limit)
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """An order as paying reads it in one query, with the columns order participants added."""
+
+    id: int
+    buyer_id: int
+    deal_id: int
+    merchant_id: int
+    store_id: int
+    quantity: int
+    unit_price_cents: int
+    amount_cents: int
+    status: str
+    expires_at: datetime
+    buckets: list[str]
+    pay_attempt: int
+    extra: dict[str, Any]
+    participant: dict[str, Any]
+    service_date: date | None = None
+    slot: str | None = None
+    created_at: datetime | None = None
+
+
+def payment_key(order_id: int, attempt: int) -> str:
+    """The gateway's idempotency key (商户订单号) for one attempt to pay an order.
+
+    Every request paying the same attempt sends the same key, so the gateway charges
+    at most once whatever the clients' own keys; only a recorded decline opens the next attempt.
+    """
+    return f"ord{order_id}-{attempt}"
+
+
+class PayStep(StrEnum):
+    CHARGE = "charge"  # ask the gateway (again: same key, same answer)
+    ALREADY_PAID = "already_paid"  # answer with the order as it is
+    EXPIRE = "expire"  # the reservation ran out before payment: end it, refuse
+
+
+def plan_payment(order: OrderSnapshot, now: datetime) -> PayStep | Refusal:
+    if order.status == OrderStatus.PAID or (order.status in (OrderStatus.COMPLETED, OrderStatus.REFUNDED)
+                                            and order.extra.get("charge_ref")):
+        return PayStep.ALREADY_PAID
+    if order.status != OrderStatus.RESERVED:
+        return Refusal("not_payable", f"order is {order.status}; it cannot be paid")
+    if order.expires_at <= now:
+        return PayStep.EXPIRE
+    return PayStep.CHARGE
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    voucher_codes: list[str]
+    event: dict[str, Any]
+
+
+def plan_capture(order: OrderSnapshot) -> CapturePlan:
+    """What a captured payment writes besides the ledger posting: one voucher per unit and the event."""
+    codes = [new_voucher_code() for _ in range(order.quantity)]
+    event = {"order_id": order.id, "amount_cents": order.amount_cents, "deal_id": order.deal_id,
+             "vouchers": len(codes)}
+    return CapturePlan(codes, event)

@@ -1,0 +1,29 @@
+"""Coupons at checkout as an order participant: used once when an order is placed with one,
+usable again when that order ends unpaid. Orders without a coupon cost nothing."""
+
+from __future__ import annotations
+
+from tuangou.catalog import rules as catalog_rules
+from tuangou.core.db import InTransaction
+from tuangou.disputes import service
+from tuangou.orders import rules as order_rules
+from tuangou.orders.participants import OrderParticipant, Placing
+
+
+class CouponAtCheckout(OrderParticipant):
+    name = "disputes.coupon"
+
+    def wants_placing(self, snapshot: catalog_rules.DealSnapshot, request: order_rules.OrderRequest) -> bool:
+        return request.coupon_code is not None
+
+    def on_placing(self, tx: InTransaction, placing: Placing) -> int:
+        assert placing.request.coupon_code is not None
+        return service.apply_coupon(tx, buyer_id=placing.request.buyer_id, code=placing.request.coupon_code,
+                                    order_id=placing.order_id, merchant_id=placing.snapshot.merchant_id,
+                                    order_cents=placing.plan.amount_cents)
+
+    def wants_ended(self, order: order_rules.OrderSnapshot) -> bool:
+        return bool(order.extra.get("coupon_code"))
+
+    def on_ended(self, tx: InTransaction, order: order_rules.OrderSnapshot) -> None:
+        service.restore_coupon(tx, order.id)

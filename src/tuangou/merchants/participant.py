@@ -1,0 +1,78 @@
+"""The merchant intake cap as an order participant (A9 traffic limits on the order path).
+
+The merchant's standing and the accountability policy ride in the placing snapshot as two
+correlated columns, so deciding whether the cap applies costs no query; a merchant without a
+cap (the default while not limited) costs no statement at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+
+from tuangou.catalog import rules as catalog_rules
+from tuangou.core.clock import local_date
+from tuangou.core.db import InTransaction, table, upsert_add
+from tuangou.core.errors import Conflict
+from tuangou.core.policy import PolicyRecord
+from tuangou.merchants import rules
+from tuangou.merchants.models import IntakeCounter, MerchantStanding
+from tuangou.orders import rules as order_rules
+from tuangou.orders.participants import OrderParticipant, Placing, extra_of
+
+POLICY = "accountability"
+
+
+class IntakeCap(OrderParticipant):
+    name = "merchants.intake"
+
+    def __init__(self) -> None:
+        self._parsed: tuple[Any, rules.AccountabilityPolicy] = (None, rules.AccountabilityPolicy())
+
+    def _policy(self, raw: Any) -> rules.AccountabilityPolicy:
+        if raw != self._parsed[0]:  # parse only when the stored policy changed
+            self._parsed = (raw, rules.AccountabilityPolicy.from_dict(raw) if raw is not None
+                            else rules.AccountabilityPolicy())
+        return self._parsed[1]
+
+    def snapshot_columns(self, deals: Any) -> dict[str, ColumnElement[Any]]:
+        standing = table(MerchantStanding).c
+        return {"limited": select(standing.limited).where(standing.merchant_id == deals.merchant_id)
+                .scalar_subquery(),
+                "lift_at": select(standing.lift_at).where(standing.merchant_id == deals.merchant_id)
+                .scalar_subquery(),
+                "policy": select(table(PolicyRecord).c.data).where(table(PolicyRecord).c.name == POLICY)
+                .scalar_subquery()}
+
+    def cap(self, snapshot: catalog_rules.DealSnapshot, now: Any) -> int | None:
+        seen = extra_of(snapshot.extra, self.name)
+        lift_at = seen.get("lift_at")
+        if isinstance(lift_at, str):  # a scalar subquery loses the column type on SQLite
+            lift_at = _parse_time(lift_at)
+        limited = bool(seen.get("limited")) and rules.is_limited(True, lift_at, now)
+        return rules.daily_intake_cap(limited, self._policy(seen.get("policy")))
+
+    def wants_placing(self, snapshot: catalog_rules.DealSnapshot, request: order_rules.OrderRequest) -> bool:
+        return True  # the cap depends on `now`; on_placing returns at once when there is none
+
+    def on_placing(self, tx: InTransaction, placing: Placing) -> int:
+        cap = self.cap(placing.snapshot, tx.now)
+        if cap is None:
+            return 0
+        refused = Conflict(f"this merchant may take at most {cap} orders a day for now", code="intake_limit",
+                           cap=cap)
+        if cap <= 0:
+            raise refused
+        snap = placing.snapshot
+        if not upsert_add(tx.conn, table(IntakeCounter), {"merchant_id": snap.merchant_id,
+                          "day": local_date(tx.now, snap.timezone), "orders": 1}, ["merchant_id", "day"],
+                          "orders", cap):
+            raise refused
+        return 0
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,115 @@
+"""Order participants: how capabilities above orders take part in placing and paying.
+
+A participant is an object with a name and up to three parts, each optional:
+- `snapshot_columns(deals)` / `order_columns(orders)`: correlated columns added to the one snapshot
+  query placing (or paying) makes, so a participant learns what it needs without a query of its own;
+- `wants_placing(snapshot, request)` / `wants_paid(order)`: pure, no I/O. False means the participant
+  has nothing to do for this order and costs nothing (no statement);
+- `on_placing(tx, placing)` / `on_paid(tx, order)`: inside the command's transaction, after the
+  capacity hold (or the capture). It may raise a DomainError to refuse; the whole order rolls back.
+
+The composition roots (`create_app`, the worker, the CLI) install the participants explicitly and
+in a stated order through `tuangou.composition`; importing a module registers nothing. Placing or
+paying before anything was installed is an error, never a silent skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from tuangou.catalog import rules as catalog_rules
+from tuangou.core.db import InTransaction
+from tuangou.orders import rules
+
+
+@dataclass(frozen=True)
+class Placing:
+    """An order being placed, as participants see it (the order row exists, its units are held)."""
+
+    order_id: int
+    request: rules.OrderRequest
+    snapshot: catalog_rules.DealSnapshot
+    plan: rules.OrderPlan
+    buckets_after: list[catalog_rules.BucketState]
+
+
+class OrderParticipant:
+    """Base with nothing to do: a participant overrides what it takes part in."""
+
+    name = "participant"
+
+    def snapshot_columns(self, deals: Any) -> dict[str, ColumnElement[Any]]:
+        return {}
+
+    def wants_placing(self, snapshot: catalog_rules.DealSnapshot, request: rules.OrderRequest) -> bool:
+        return False
+
+    def on_placing(self, tx: InTransaction, placing: Placing) -> int:
+        """Take part; returns a discount in cents off the order's amount (0 for none)."""
+        return 0
+
+    def order_columns(self, orders: Any) -> dict[str, ColumnElement[Any]]:
+        return {}
+
+    def wants_paid(self, order: rules.OrderSnapshot) -> bool:
+        return False
+
+    def on_paid(self, tx: InTransaction, order: rules.OrderSnapshot) -> None:
+        return None
+
+    def wants_ended(self, order: rules.OrderSnapshot) -> bool:
+        """An unpaid order ended (cancelled, expired): give back what on_placing took."""
+        return False
+
+    def on_ended(self, tx: InTransaction, order: rules.OrderSnapshot) -> None:
+        return None
+
+
+class NotComposed(RuntimeError):
+    """Orders were placed before a composition root installed the participants."""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._items: tuple[OrderParticipant, ...] | None = None
+
+    def install(self, participants: Sequence[OrderParticipant]) -> None:
+        names = [p.name for p in participants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"participant names must be unique: {names}")
+        self._items = tuple(participants)
+
+    @property
+    def items(self) -> tuple[OrderParticipant, ...]:
+        if self._items is None:
+            raise NotComposed("no order participants installed: call tuangou.composition.compose() "
+                              "(create_app, the worker and the CLI do) before placing or paying orders")
+        return self._items
+
+    def names(self) -> list[str]:
+        return [p.name for p in self._items or ()]
+
+    def snapshot_columns(self, deals: Any) -> dict[str, ColumnElement[Any]]:
+        cols: dict[str, ColumnElement[Any]] = {}
+        for p in self.items:
+            cols.update({f"{p.name}.{k}": v for k, v in p.snapshot_columns(deals).items()})
+        return cols
+
+    def order_columns(self, orders: Any) -> dict[str, ColumnElement[Any]]:
+        cols: dict[str, ColumnElement[Any]] = {}
+        for p in self.items:
+            cols.update({f"{p.name}.{k}": v for k, v in p.order_columns(orders).items()})
+        return cols
+
+
+registry = Registry()
+
+
+def extra_of(values: dict[str, Any], participant: str) -> dict[str, Any]:
+    """The snapshot columns one participant added, by their own names."""
+    prefix = f"{participant}."
+    return {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}

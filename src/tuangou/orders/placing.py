@@ -1,0 +1,134 @@
+"""Placing an order: snapshot, decide, apply (docs/adr/0010).
+
+1. Snapshot: one Core query on the read engine for the deal, its store, the buckets the order
+   will draw on and the participants' columns. No write transaction yet.
+2. Decide: `rules.plan_order`, pure. A refusal it finds (not on sale, sold out as last seen, a
+   bad date) is answered at once: a sell-out costs no write transaction.
+3. Apply: one write transaction of Core statements: INSERT the order (ON CONFLICT on the
+   buyer's idempotency key: a retry finds the first order), one guarded UPDATE per bucket (the
+   cap stays in the WHERE, so a stale snapshot can never oversell), the per-buyer count when the
+   deal has a limit, the participants that want this order, the outbox row. One commit.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from tuangou.catalog import rules as catalog_rules
+from tuangou.catalog import service as catalog
+from tuangou.core.auth import Principal, Role
+from tuangou.core.db import UnitOfWork, retry_on_deadlock, table, upsert_add, upsertable_insert
+from tuangou.core.errors import Conflict, DomainError, IdempotencyConflict
+from tuangou.core.outbox import OutboxEvent, event_row
+from tuangou.orders import rules, views
+from tuangou.orders.models import BuyerDealCount, Order
+from tuangou.orders.participants import Placing, registry
+
+_orders = table(Order)
+_o = _orders.c
+# What this process saw of each deal (kind, time zone), to guess which buckets to read with the
+# snapshot. A wrong guess (a store moved time zone) only costs the pre-check, never correctness.
+_seen: dict[int, tuple[catalog_rules.DealKind, str]] = {}
+REPLAY = "orders.replay_of"
+
+
+def refuse(refusal: rules.Refusal) -> DomainError:
+    return DomainError(refusal.message, code=refusal.code, status=refusal.status, **refusal.extra)
+
+
+def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, idempotency_key: str, *,
+                service_date: date | None = None, slot: str | None = None, ttl_minutes: int = 15,
+                coupon_code: str | None = None) -> tuple[views.OrderView, bool]:
+    """Reserve `quantity` units of a deal for `buyer`; returns (order, replayed).
+
+    Preconditions: buyer role. The same idempotency key returns the same order
+    (replayed=True); the same key with another body raises idempotency_conflict.
+    """
+    buyer.require(Role.BUYER)
+    problem = rules.request_problem(quantity, idempotency_key)
+    if problem is not None:
+        raise refuse(problem)
+    req = rules.OrderRequest(buyer.user_id, deal_id, quantity, idempotency_key, service_date, slot,
+                             coupon_code.strip().upper() if coupon_code else None)
+    participants = registry.items
+    now = uow.clock.now()
+    seen = _seen.get(deal_id)
+    keys = rules.guess_bucket_keys(seen[0] if seen else None, seen[1] if seen else None, req, now)
+    # the buyer's earlier order under this key rides along in the snapshot: a retry is answered from it
+    earlier = (select(_o.id).where(_o.buyer_id == req.buyer_id, _o.idempotency_key == req.idempotency_key)
+               .scalar_subquery())
+    with uow.db.read_engine.connect() as conn:
+        snap = catalog.snapshot(conn, deal_id, keys, {REPLAY: earlier,
+                                                      **registry.snapshot_columns(catalog.deal_columns())})
+    _seen[deal_id] = (snap.kind, snap.timezone)
+    if snap.extra[REPLAY] is not None:
+        replay = _replay_outside(uow, req)
+        if replay is not None:
+            return replay, True
+    plan = rules.plan_order(snap, req, now, ttl_minutes)
+    if isinstance(plan, rules.Refusal):
+        raise refuse(plan)
+    wanted = [p for p in participants if p.wants_placing(snap, req)]
+    return _apply(uow, req, snap, plan, wanted)
+
+
+@retry_on_deadlock
+def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSnapshot, plan: rules.OrderPlan,
+           wanted: list[Any]) -> tuple[views.OrderView, bool]:
+    with uow:
+        conn = uow.conn
+        now = uow.now
+        values: dict[str, Any] = {"buyer_id": req.buyer_id, "deal_id": snap.id, "merchant_id": snap.merchant_id,
+                  "store_id": snap.store_id, "quantity": plan.quantity, "unit_price_cents": plan.unit_price_cents,
+                  "amount_cents": plan.amount_cents, "service_date": plan.service_date, "slot": plan.slot,
+                  "buckets": plan.keys, "status": rules.OrderStatus.RESERVED.value,
+                  "idempotency_key": req.idempotency_key, "fingerprint": plan.fingerprint,
+                  "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0}
+        stmt = (upsertable_insert(conn.dialect.name, _orders).values(**values)
+                .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"]).returning(_o.id))
+        order_id = conn.execute(stmt).scalar()
+        if order_id is None:  # this buyer used the key before (or a concurrent retry won): answer with that order
+            replay = _replay(uow, req)
+            assert replay is not None
+            return replay, True
+        after = catalog.hold(uow, snap, plan.keys, plan.quantity)
+        if plan.per_buyer_limit is not None and not upsert_add(
+                conn, table(BuyerDealCount), {"deal_id": snap.id, "buyer_id": req.buyer_id, "qty": plan.quantity},
+                ["deal_id", "buyer_id"], "qty", plan.per_buyer_limit):
+            raise Conflict(f"at most {plan.per_buyer_limit} per buyer", code="per_buyer_limit")
+        amount = plan.amount_cents
+        if wanted:
+            placing = Placing(order_id, req, snap, plan, after)
+            discount = sum(p.on_placing(uow, placing) for p in wanted)
+            if discount:
+                amount -= discount
+                conn.execute(update(_orders).where(_o.id == order_id).values(
+                    amount_cents=amount, extra={"coupon_code": req.coupon_code, "coupon_discount_cents": discount}))
+        conn.execute(insert(table(OutboxEvent)), [event_row(
+            "OrderPlaced", {"order_id": order_id, "deal_id": snap.id, "quantity": plan.quantity,
+                            "buyer_id": req.buyer_id}, now, merchant_id=snap.merchant_id)])
+        uow.commit()
+    return views.OrderView(order_id, req.buyer_id, snap.id, snap.merchant_id, snap.store_id, plan.quantity,
+                           plan.unit_price_cents, amount,
+                           plan.service_date.isoformat() if plan.service_date else None, plan.slot,
+                           rules.OrderStatus.RESERVED.value, plan.expires_at.isoformat(), now.isoformat(),
+                           None), False
+
+
+def _replay(uow: UnitOfWork, req: rules.OrderRequest) -> views.OrderView | None:
+    existing = uow.session.scalar(select(Order).where(Order.buyer_id == req.buyer_id,
+                                                      Order.idempotency_key == req.idempotency_key))
+    if existing is None:
+        return None
+    if existing.fingerprint != req.fingerprint():
+        raise IdempotencyConflict("this Idempotency-Key was used for a different order")
+    return views.view(uow, existing)
+
+
+def _replay_outside(uow: UnitOfWork, req: rules.OrderRequest) -> views.OrderView | None:
+    reader = UnitOfWork(uow.db, uow.clock, readonly=True)
+    with reader:
+        return _replay(reader, req)
