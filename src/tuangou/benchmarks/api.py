@@ -1,9 +1,10 @@
 """The no-op endpoint: the ceiling the flash-sale benchmark measures orders against.
 
 Always on and harmless: it needs a valid bearer token of any role, parses a body
-shaped like an order, touches no storage and returns JSON. It is a plain `def`
-like the order routes, so it pays the same auth, routing, validation, threadpool
-and serialisation costs: the difference to the order routes is storage alone.
+shaped like an order, touches no storage and returns JSON. It is `async def` like
+the order routes, with the same auth dependency and middleware, so it pays the same
+routing, validation and serialisation costs: the difference to the order routes is
+the order work alone, and it stays the app's cheapest authenticated route.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class NoopBody(BaseModel):
 
 
 @router.post("/noop", summary="Auth, routing and JSON with no storage: the benchmark's ceiling")
-def noop(p: Auth, body: NoopBody | None = None) -> dict[str, Any]:
+async def noop(p: Auth, body: NoopBody | None = None) -> dict[str, Any]:
     body = body or NoopBody()
     return {"ok": True, "user_id": p.user_id, "role": p.role.value, "deal_id": body.deal_id,
             "quantity": body.quantity}

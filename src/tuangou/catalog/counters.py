@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import ColumnElement, Connection, exists, literal, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, exists, literal, select, update
 
 from tuangou.catalog import rules
 from tuangou.catalog.models import CapacityBucket, Deal, Store
@@ -32,20 +32,26 @@ def deal_columns() -> Any:
     return _deals
 
 
-def snapshot(conn: Connection, deal_id: int, keys: list[str],
-             extra: dict[str, ColumnElement[Any]]) -> rules.DealSnapshot:
-    """One query: the deal's terms, its store's time zone, the buckets among `keys` that exist,
-    and the participants' `extra` columns. Raises NotFound for an unknown deal."""
+def snapshot_query(extra: dict[str, ColumnElement[Any]]) -> Any:
+    """The snapshot statement, built once per set of participant columns and reused: a statement
+    object that is reused keeps its SQL compiled and its cache key computed (docs/adr/0010)."""
     s = table(Store).c
     cols = [_deals.id, _deals.merchant_id, _deals.store_id, _deals.kind, _deals.status, _deals.price_cents,
             _deals.per_buyer_limit, _deals.daily_cap, _deals.total_cap, _deals.slots, s.timezone,
             _deals.valid_from, _deals.valid_until, _deals.title, _deals.category,
             _b.key, _b.cap, _b.sold, _b.reserved, _b.open]
     labelled = [c.label(f"x_{name}") for name, c in extra.items()]
-    q = (select(*cols, *labelled).select_from(table(Deal).join(table(Store), s.id == _deals.store_id)
-                                               .outerjoin(_buckets, (_b.deal_id == _deals.id) & _b.key.in_(keys)))
-         .where(_deals.id == deal_id))
-    rows = conn.execute(q).all()
+    keys: Any = bindparam("keys", expanding=True)
+    return (select(*cols, *labelled).select_from(table(Deal).join(table(Store), s.id == _deals.store_id)
+                                                  .outerjoin(_buckets, (_b.deal_id == _deals.id) & _b.key.in_(keys)))
+            .where(_deals.id == bindparam("deal_id")))
+
+
+def snapshot(conn: Connection, query: Any, deal_id: int, keys: list[str], extra: list[str],
+             params: dict[str, Any] | None = None) -> rules.DealSnapshot:
+    """One query (made by snapshot_query): the deal's terms, its store's time zone, the buckets among
+    `keys` that exist, and the participants' `extra` columns. Raises NotFound for an unknown deal."""
+    rows = conn.execute(query, {"deal_id": deal_id, "keys": keys, **(params or {})}).all()
     if not rows:
         raise NotFound(f"deal {deal_id} not found")
     r = rows[0]
@@ -58,6 +64,14 @@ def snapshot(conn: Connection, deal_id: int, keys: list[str],
         {name: r._mapping[f"x_{name}"] for name in extra})
 
 
+_HOLD = (update(_buckets)
+         .where(_b.deal_id == bindparam("d"), _b.key == bindparam("k"), _b.open,
+                _b.sold + _b.reserved + bindparam("q") <= _b.cap)
+         .values(reserved=_b.reserved + bindparam("q")).returning(_b.cap, _b.sold, _b.reserved))
+_CONFIRM = (update(_buckets).where(_b.deal_id == bindparam("d"), _b.key == bindparam("k"))
+            .values(reserved=_b.reserved - bindparam("q"), sold=_b.sold + bindparam("q")))
+
+
 def hold(tx: InTransaction, snap: rules.DealSnapshot, keys: list[str], qty: int) -> list[rules.BucketState]:
     """Hold `qty` units in every bucket of `keys` (sorted), or raise and hold none.
 
@@ -68,14 +82,12 @@ def hold(tx: InTransaction, snap: rules.DealSnapshot, keys: list[str], qty: int)
     conn = tx.conn
     after = []
     for key in keys:
-        stmt = (update(_buckets)
-                .where(_b.deal_id == snap.id, _b.key == key, _b.open, _b.sold + _b.reserved + qty <= _b.cap)
-                .values(reserved=_b.reserved + qty).returning(_b.cap, _b.sold, _b.reserved))
-        row = conn.execute(stmt).first()
+        params = {"d": snap.id, "k": key, "q": qty}
+        row = conn.execute(_HOLD, params).first()
         if row is None and key not in snap.buckets:
             default = snap.default_cap(key)
             if default is not None and _make_bucket(conn, snap.id, key, default):
-                row = conn.execute(stmt).first()
+                row = conn.execute(_HOLD, params).first()
         if row is None:
             _refuse_conn(conn, snap.id, key, qty)
         after.append(rules.BucketState(key, row.cap, row.sold, row.reserved, True))
@@ -104,9 +116,9 @@ def _refuse_conn(conn: Connection, deal_id: int, key: str, qty: int) -> NoReturn
 
 def confirm_held(tx: InTransaction, deal_id: int, keys: list[str], qty: int) -> None:
     """A paid order's held units become sold (Core, one statement per bucket, in key order)."""
+    conn = tx.conn
     for key in sorted(keys):
-        tx.conn.execute(update(_buckets).where(_b.deal_id == deal_id, _b.key == key)
-                        .values(reserved=_b.reserved - qty, sold=_b.sold + qty))
+        conn.execute(_CONFIRM, {"d": deal_id, "k": key, "q": qty})
 
 
 # ---- the back-office counters --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tuangou.catalog.counters import (
     reserve,
     reserve_for_update,
     snapshot,
+    snapshot_query,
     take_sold,
 )
 from tuangou.catalog.models import CapacityBucket, Deal, Store
@@ -538,5 +539,5 @@ __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "b
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
            "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",
-           "release_sold", "reserve", "reserve_for_update", "set_bucket_cap", "snapshot", "store_category",
+           "release_sold", "reserve", "reserve_for_update", "set_bucket_cap", "snapshot", "snapshot_query", "store_category",
            "store_facts", "take_sold"]

@@ -144,11 +144,15 @@ class UnitOfWork:
         self._lock: threading.RLock | None = None
 
     def __enter__(self) -> UnitOfWork:
-        engine = self.db.read_engine if self.readonly else self.db.engine
+        self._engine = self.db.read_engine if self.readonly else self.db.engine
         self._lock = None if self.readonly else self.db.write_lock
         if self._lock is not None:
             self._lock.acquire()
-        self.session = Session(bind=engine, expire_on_commit=False, autoflush=True)
+        # Connection and ORM session are made on first use: the hot path runs Core statements on the
+        # connection and never pays for a session (docs/adr/0010); back-office code gets one bound to
+        # the same transaction.
+        self._conn: Connection | None = None
+        self._session: Session | None = None
         self.now = self.clock.now()
         self._after = []
         return self
@@ -156,9 +160,12 @@ class UnitOfWork:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
-            self.session.rollback()
+            if self._session is not None:
+                self._session.close()
+            if self._conn is not None:
+                self._conn.close()  # rolls back whatever was not committed
         finally:
-            self.session.close()
+            self._session = self._conn = None
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
@@ -169,19 +176,35 @@ class UnitOfWork:
     @property
     def conn(self) -> Connection:
         """The transaction's connection, for Core statements (no ORM flush on the hot path)."""
-        return self.session.connection()
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    @property
+    def session(self) -> Session:
+        """An ORM session in this unit of work's transaction (made on first use)."""
+        if self._session is None:
+            self._session = Session(bind=self.conn, expire_on_commit=False, autoflush=True)
+        return self._session
 
     def flush(self) -> None:
-        self.session.flush()
+        if self._session is not None:
+            self._session.flush()
 
     def commit(self) -> None:
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()  # flushes; the connection's own transaction is committed next
+        if self._conn is not None and self._conn.in_transaction():
+            self._conn.commit()
         callbacks, self._after = self._after, []
         for fn in callbacks:
             fn()
 
     def rollback(self) -> None:
-        self.session.rollback()
+        if self._session is not None:
+            self._session.rollback()
+        if self._conn is not None and self._conn.in_transaction():
+            self._conn.rollback()
         self._after = []
 
 
@@ -197,7 +220,9 @@ class InTransaction(Protocol):
     db: Database
     clock: Clock
     now: datetime
-    session: Session
+
+    @property
+    def session(self) -> Session: ...
 
     @property
     def conn(self) -> Connection: ...

@@ -55,15 +55,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(500, "internal_error", "unexpected error; nothing was changed")
 
 
-def uow(request: Request) -> UnitOfWork:
+# Dependencies are `async def`: FastAPI runs a plain `def` dependency in the threadpool, and these
+# do no I/O, so the hop would cost more than the work (docs/adr/0010).
+async def uow(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.db, request.app.state.clock)
 
 
-def read_uow(request: Request) -> UnitOfWork:
+async def read_uow(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.db, request.app.state.clock, readonly=True)
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -72,7 +74,7 @@ def principal(request: Request) -> Principal:
 
 
 def role(*roles: Role) -> Any:
-    def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
         p.require(*roles)
         return p
     return Depends(check)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Index, Integer, String, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -58,12 +59,21 @@ def post(session: Session, kind: str, lines: list[tuple[str, int]], now: datetim
     return txn
 
 
+_INSERT: list[Any] = []
+
+
+def _insert_lines() -> Any:
+    if not _INSERT:
+        _INSERT.append(insert(table(LedgerLine)))
+    return _INSERT[0]
+
+
 def post_rows(conn: Connection, kind: str, lines: list[tuple[str, int]], now: datetime, *, ref: str = "") -> str:
     """The same posting as post(), as one Core INSERT (the hot path: no ORM flush)."""
     if sum(amount for _, amount in lines) != 0:
         raise UnbalancedPosting(f"{kind}: lines sum to {sum(a for _, a in lines)}")
     txn = str(uuid.uuid4())
-    conn.execute(insert(table(LedgerLine)), [{"txn_id": txn, "kind": kind, "account": account,
+    conn.execute(_insert_lines(), [{"txn_id": txn, "kind": kind, "account": account,
                                                  "amount_cents": amount, "ref": ref, "at": now}
                                                 for account, amount in lines if amount])
     return txn

@@ -29,6 +29,9 @@ def notify_user(uow: InTransaction, user_id: int, kind: str, title: str, body: s
                                  severity=severity, created_at=uow.now))
 
 
+_INBOX_INSERT = insert(table(Notification))
+
+
 def inbox_row(user_id: int, kind: str, title: str, body: str, data: dict[str, Any], now: Any,
               severity: str = "info") -> dict[str, Any]:
     """An inbox message as a row, for a Core INSERT on the hot path (no ORM flush)."""
@@ -38,7 +41,7 @@ def inbox_row(user_id: int, kind: str, title: str, body: str, data: dict[str, An
 
 def inbox_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Inside an open unit of work: write inbox rows made by inbox_row()."""
-    conn.execute(insert(table(Notification)), rows)
+    conn.execute(_INBOX_INSERT, rows)
 
 
 def notify_merchant(uow: InTransaction, merchant_id: int, kind: str, title: str, body: str = "",

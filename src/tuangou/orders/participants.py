@@ -76,12 +76,14 @@ class NotComposed(RuntimeError):
 class Registry:
     def __init__(self) -> None:
         self._items: tuple[OrderParticipant, ...] | None = None
+        self.version = 0  # moves on each install: statements built from the participants are rebuilt
 
     def install(self, participants: Sequence[OrderParticipant]) -> None:
         names = [p.name for p in participants]
         if len(set(names)) != len(names):
             raise ValueError(f"participant names must be unique: {names}")
         self._items = tuple(participants)
+        self.version += 1
 
     @property
     def items(self) -> tuple[OrderParticipant, ...]:

@@ -11,10 +11,11 @@ which asks the gateway about the current key before it ends a reservation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
@@ -36,10 +37,26 @@ _SNAPSHOT_COLS = [_o.id, _o.buyer_id, _o.deal_id, _o.merchant_id, _o.store_id, _
                   _o.slot, _o.created_at]
 
 
+_snapshots: dict[int, tuple[Any, list[str]]] = {}
+_CAPTURE = (update(_orders).where(_o.id == bindparam("oid"), _o.status == rules.OrderStatus.RESERVED.value)
+            .values(status=rules.OrderStatus.PAID.value, paid_at=bindparam("now"), extra=bindparam("extra"))
+            .returning(_o.id))
+_VOUCHERS = insert(table(Voucher))
+_OUTBOX = insert(table(OutboxEvent))
+
+
+def _snapshot_query() -> tuple[Any, list[str]]:
+    built = _snapshots.get(registry.version)
+    if built is None:
+        extra = registry.order_columns(_o)
+        q = select(*_SNAPSHOT_COLS, *[c.label(f"x_{n}") for n, c in extra.items()]).where(_o.id == bindparam("oid"))
+        built = _snapshots[registry.version] = (q, list(extra))
+    return built
+
+
 def _snapshot(conn: Any, order_id: int) -> rules.OrderSnapshot:
-    extra = registry.order_columns(_o)
-    q = select(*_SNAPSHOT_COLS, *[c.label(f"x_{n}") for n, c in extra.items()]).where(_o.id == order_id)
-    r = conn.execute(q).first()
+    q, extra = _snapshot_query()
+    r = conn.execute(q, {"oid": order_id}).first()
     if r is None:
         raise NotFound(f"order {order_id} not found")
     return rules.OrderSnapshot(r.id, r.buyer_id, r.deal_id, r.merchant_id, r.store_id, r.quantity,
@@ -120,14 +137,14 @@ def record_charge(uow: UnitOfWork, snap: rules.OrderSnapshot, key: str, result: 
             uow.commit()
             return {"status": rules.PaymentStatus.FAILED.value, "amount_cents": snap.amount_cents, "key": key,
                     "message": result.message, "gateway_ref": result.reference}
-        codes = capture(uow, snap, key, result.reference)
-        if codes is None:  # an earlier request (or reconciliation) took this path first: keep the record straight
+        done = capture(uow, snap, key, result.reference)
+        if done is None:  # an earlier request (or reconciliation) took this path first: keep the record straight
             _note_attempt(uow, snap, key, rules.PaymentStatus.SUCCEEDED, result.reference, "")
         uow.commit()
         return {"status": rules.PaymentStatus.SUCCEEDED.value, "amount_cents": snap.amount_cents, "key": key,
                 "message": "", "gateway_ref": result.reference, "paid_at": uow.now.isoformat(),
-                "vouchers": None if codes is None else [views.voucher_view(c, rules.VoucherStatus.ISSUED)
-                                                        for c in codes]}
+                "vouchers": [views.voucher_view(c, rules.VoucherStatus.ISSUED) for c in done.codes]
+                if done is not None and done.answer_from_snapshot else None}
 
 
 def _note_attempt(tx: InTransaction, snap: rules.OrderSnapshot, key: str, status: rules.PaymentStatus,
@@ -143,15 +160,19 @@ def _note_attempt(tx: InTransaction, snap: rules.OrderSnapshot, key: str, status
                     decided_at=tx.now if status != rules.PaymentStatus.UNKNOWN else None))
 
 
-def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: str) -> list[str] | None:
+@dataclass(frozen=True)
+class Captured:
+    codes: list[str]
+    answer_from_snapshot: bool
+
+
+def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: str) -> Captured | None:
     """Inside an open unit of work: the money for `key` was captured. The reserved order becomes paid
     with its vouchers; returns their codes. None when the order had moved on: if this very charge
     paid it already nothing happens, otherwise (the reservation ended) the money is owed back."""
     conn, now = tx.conn, tx.now
-    paid = conn.execute(update(_orders).where(_o.id == snap.id, _o.status == rules.OrderStatus.RESERVED.value)
-                        .values(status=rules.OrderStatus.PAID.value, paid_at=now,
-                                extra={**snap.extra, "charge_ref": charge_ref, "payment_key": key})
-                        .returning(_o.id)).first()
+    paid = conn.execute(_CAPTURE, {"oid": snap.id, "now": now,
+                                   "extra": {**snap.extra, "charge_ref": charge_ref, "payment_key": key}}).first()
     if paid is None:
         order = tx.session.get(Order, snap.id)
         assert order is not None
@@ -164,22 +185,24 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
         return None
     catalog.confirm_held(tx, snap.deal_id, snap.buckets, snap.quantity)
     codes = [c for c in rules.plan_capture(snap).voucher_codes]
-    conn.execute(insert(table(Voucher)), [
+    conn.execute(_VOUCHERS, [
         {"code": c, "order_id": snap.id, "deal_id": snap.deal_id, "merchant_id": snap.merchant_id,
          "buyer_id": snap.buyer_id, "price_cents": snap.unit_price_cents, "status": rules.VoucherStatus.ISSUED.value,
          "issued_at": now, "redeemed_at": None, "redeemed_by": None, "refunded_at": None} for c in codes])
     ledger.post_rows(conn, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
                                        (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
-    conn.execute(insert(table(OutboxEvent)), [event_row(
+    conn.execute(_OUTBOX, [event_row(
         "OrderPaid", {"order_id": snap.id, "amount_cents": snap.amount_cents, "deal_id": snap.deal_id,
                       "vouchers": len(codes)}, now, merchant_id=snap.merchant_id)])
     notify.inbox_insert(conn, [notify.inbox_row(
         snap.buyer_id, "order_paid", f"Paid {yuan(snap.amount_cents)} for order #{snap.id}",
         f"{len(codes)} voucher(s) ready to use.", {"order_id": snap.id}, now)])
-    for p in registry.items:
-        if p.wants_paid(snap):
-            p.on_paid(tx, snap)
-    return codes
+    wanted = [p for p in registry.items if p.wants_paid(snap)]
+    for p in wanted:
+        p.on_paid(tx, snap)
+    # a participant may have moved the order on (a group-buy that closed refunds a late payment):
+    # then the answer is read back rather than built from the snapshot
+    return Captured(codes, answer_from_snapshot=not wanted)
 
 
 # ---- reconciliation: answers that never came -------------------------------------------------------

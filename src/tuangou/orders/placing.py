@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
@@ -33,6 +33,32 @@ _o = _orders.c
 # snapshot. A wrong guess (a store moved time zone) only costs the pre-check, never correctness.
 _seen: dict[int, tuple[catalog_rules.DealKind, str]] = {}
 REPLAY = "orders.replay_of"
+# Statements built once and reused (their SQL stays compiled): per participant set, per dialect.
+_snapshots: dict[int, tuple[Any, list[str]]] = {}
+_inserts: dict[str, Any] = {}
+_OUTBOX = insert(table(OutboxEvent))
+_DISCOUNT = update(_orders).where(_o.id == bindparam("oid")).values(amount_cents=bindparam("amount"),
+                                                                    extra=bindparam("extra"))
+
+
+def _snapshot_query() -> tuple[Any, list[str]]:
+    built = _snapshots.get(registry.version)
+    if built is None:
+        # the buyer's earlier order under this key rides along: a retry is answered from it
+        earlier = (select(_o.id).where(_o.buyer_id == bindparam("buyer_id"),
+                                       _o.idempotency_key == bindparam("idem")).scalar_subquery())
+        extra = {REPLAY: earlier, **registry.snapshot_columns(catalog.deal_columns())}
+        built = _snapshots[registry.version] = (catalog.snapshot_query(extra), list(extra))
+    return built
+
+
+def _insert_order(dialect: str) -> Any:
+    stmt = _inserts.get(dialect)
+    if stmt is None:
+        stmt = _inserts[dialect] = (upsertable_insert(dialect, _orders)
+                                    .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
+                                    .returning(_o.id))
+    return stmt
 
 
 def refuse(refusal: rules.Refusal) -> DomainError:
@@ -57,12 +83,10 @@ def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, 
     now = uow.clock.now()
     seen = _seen.get(deal_id)
     keys = rules.guess_bucket_keys(seen[0] if seen else None, seen[1] if seen else None, req, now)
-    # the buyer's earlier order under this key rides along in the snapshot: a retry is answered from it
-    earlier = (select(_o.id).where(_o.buyer_id == req.buyer_id, _o.idempotency_key == req.idempotency_key)
-               .scalar_subquery())
+    query, extra = _snapshot_query()
     with uow.db.read_engine.connect() as conn:
-        snap = catalog.snapshot(conn, deal_id, keys, {REPLAY: earlier,
-                                                      **registry.snapshot_columns(catalog.deal_columns())})
+        snap = catalog.snapshot(conn, query, deal_id, keys, extra,
+                                {"buyer_id": req.buyer_id, "idem": req.idempotency_key})
     _seen[deal_id] = (snap.kind, snap.timezone)
     if snap.extra[REPLAY] is not None:
         replay = _replay_outside(uow, req)
@@ -87,9 +111,7 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
                   "buckets": plan.keys, "status": rules.OrderStatus.RESERVED.value,
                   "idempotency_key": req.idempotency_key, "fingerprint": plan.fingerprint,
                   "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0}
-        stmt = (upsertable_insert(conn.dialect.name, _orders).values(**values)
-                .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"]).returning(_o.id))
-        order_id = conn.execute(stmt).scalar()
+        order_id = conn.execute(_insert_order(conn.dialect.name), values).scalar()
         if order_id is None:  # this buyer used the key before (or a concurrent retry won): answer with that order
             replay = _replay(uow, req)
             assert replay is not None
@@ -105,9 +127,9 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
             discount = sum(p.on_placing(uow, placing) for p in wanted)
             if discount:
                 amount -= discount
-                conn.execute(update(_orders).where(_o.id == order_id).values(
-                    amount_cents=amount, extra={"coupon_code": req.coupon_code, "coupon_discount_cents": discount}))
-        conn.execute(insert(table(OutboxEvent)), [event_row(
+                conn.execute(_DISCOUNT, {"oid": order_id, "amount": amount, "extra": {
+                    "coupon_code": req.coupon_code, "coupon_discount_cents": discount}})
+        conn.execute(_OUTBOX, [event_row(
             "OrderPlaced", {"order_id": order_id, "deal_id": snap.id, "quantity": plan.quantity,
                             "buyer_id": req.buyer_id}, now, merchant_id=snap.merchant_id)])
         uow.commit()
