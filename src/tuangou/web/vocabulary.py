@@ -1,0 +1,22 @@
+"""Words the pages show from data (statuses, kinds, tiers, categories), marked for the catalogue.
+Templates translate them with `_(value)`; a value missing here is shown as it is."""
+
+from __future__ import annotations
+
+from tuangou.web.i18n import N_
+
+WORDS = [
+    # availability and deal / order / voucher / payment statuses
+    N_("on_sale"), N_("sold_out"), N_("delisted"), N_("draft"), N_("published"),
+    N_("reserved"), N_("paid"), N_("expired"), N_("cancelled"), N_("refunded"), N_("completed"),
+    N_("issued"), N_("redeemed"), N_("succeeded"), N_("failed"),
+    # disputes, appeals, queue items, coupons
+    N_("open"), N_("contested"), N_("escalated"), N_("confirmed"), N_("rejected"), N_("withdrawn"),
+    N_("upheld"), N_("pending"), N_("approved"), N_("false_claim"), N_("available"), N_("used"), N_("revoked"),
+    N_("light"), N_("medium"), N_("severe"),
+    N_("late_fulfilment"), N_("cannot_fulfil_today"), N_("cannot_fulfil"), N_("quality_problem"),
+    N_("not_as_described"),
+    # store categories and merchant statuses
+    N_("catering"), N_("fresh"), N_("beverage"), N_("bakery"), N_("entertainment"), N_("fitness"), N_("beauty"),
+    N_("show"), N_("other"), N_("active"), N_("suspended"), N_("removed"),
+]
