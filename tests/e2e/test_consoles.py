@@ -129,5 +129,7 @@ def test_api_docs_load_their_assets_from_this_server(stage):
         urls = re.findall(r'(?:src|href)="([^"]+)"', html)
         assert urls and all(u.startswith("/") for u in urls), urls
         assert "fonts.googleapis" not in html and "cdn.jsdelivr" not in html
-    assert stage.client.get("/docs-assets/redoc.standalone.js").status_code == 200
+    assert '"validatorUrl": null' in stage.client.get("/docs").text
+    redoc = stage.client.get("/docs-offline/redoc.js")
+    assert redoc.status_code == 200 and b"cdn.redoc.ly" not in redoc.content
     assert stage.client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
