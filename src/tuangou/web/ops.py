@@ -37,19 +37,21 @@ def _queue(request: Request, p: Principal) -> list[dict[str, Any]]:
     for d in disputes.list_disputes(uow(request, True), p, limit=200):
         if d.status in LIVE_DISPUTES:
             items.append({"kind": "dispute", "id": d.id, "since": d.opened_at, "status": d.status,
-                          "title": f"#{d.id} · {d.kind} · {d.tier}", "href": f"/console/ops/disputes/{d.id}",
+                          "words": [d.kind, d.tier], "title": f"#{d.id}", "href": f"/console/ops/disputes/{d.id}",
+                          "due": d.respond_by,
                           "overdue": d.status == "escalated" or datetime.fromisoformat(d.respond_by) < now})
     for a in casework.list_appeals(uow(request, True), p, "open"):
         items.append({"kind": "appeal", "id": a["id"], "since": a["created_at"], "status": a["status"],
-                      "title": f"#{a['id']} · {a['target']}", "href": f"/console/ops/appeals/{a['id']}",
+                      "title": f"#{a['id']} · {a['target']}", "words": [], "due": None, "href": f"/console/ops/appeals/{a['id']}",
                       "overdue": False})
     for a in capacity.list_audits(uow(request, True), p, "pending", None):
         items.append({"kind": "audit", "id": a["id"], "since": a["created_at"], "status": a["status"],
-                      "title": f"#{a['id']} · deal {a['deal_id']}", "href": "", "overdue": False})
+                      "title": f"#{a['id']} · deal {a['deal_id']}", "words": [], "due": None, "href": "",
+                      "overdue": False})
     for c in inventory.list_change_requests(uow(request, True), p, "pending", None):
         items.append({"kind": "change", "id": c["id"], "since": c["created_at"], "status": c["status"],
                       "title": f"#{c['id']} · deal {c['deal_id']}: {c['current_cap']} → {c['requested_cap']}",
-                      "href": "", "overdue": False})
+                      "words": [], "due": None, "href": "", "overdue": False})
     for item in items:
         item["age_hours"] = max(0, int((now - datetime.fromisoformat(item["since"])).total_seconds() // 3600))
     return sorted(items, key=lambda i: i["since"])
