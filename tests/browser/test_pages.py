@@ -13,9 +13,11 @@ import pytest
 WIDTHS = (1280, 390)
 PAGES = {
     "merchant1@demo.tuangou": ["/console/merchant", "/console/merchant/redeem", "/console/merchant/capacity",
-                               "/console/merchant/orders", "/console/merchant/disputes", "/console/merchant/standing"],
+                               "/console/merchant/orders", "/console/merchant/disputes", "/console/merchant/standing",
+                               "/console/merchant/capacity?daily_reception=50&activity_days=7"],
     "buyer1@demo.tuangou": ["/console/buyer", "/console/buyer/deals/1", "/console/buyer/orders", "/console/buyer/me"],
-    "ops@demo.tuangou": ["/console/ops", "/console/ops/merchants", "/console/ops/audit"],
+    "ops@demo.tuangou": ["/console/ops", "/console/ops/merchants", "/console/ops/incidents", "/console/ops/policies",
+                         "/console/ops/charts", "/console/ops/audit"],
 }
 DETAILS = {  # list pages whose first detail link is visited too
     "buyer1@demo.tuangou": ("/console/buyer/orders", r"^/console/buyer/orders/\d+$"),

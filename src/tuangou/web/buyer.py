@@ -7,13 +7,13 @@ import secrets
 from typing import Any
 
 import segno
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
 from tuangou.core.errors import DomainError
-from tuangou.disputes import coupons
+from tuangou.disputes import coupons, tickets
 from tuangou.disputes import rules as dispute_rules
 from tuangou.disputes import service as disputes
 from tuangou.notify import service as notify
@@ -91,7 +91,9 @@ def order_page(request: Request, order_id: int, error: str = "") -> Response:
         "qr": {v["code"]: qr_svg(v["code"]) for v in order.vouchers if v["status"] == "issued"},
         "disputes": open_disputes, "may_dispute": order.status in DISPUTABLE
         and not any(d.status in ("open", "contested", "escalated") for d in open_disputes),
-        "kinds": [k.value for k in dispute_rules.DisputeKind]}, status_code=409 if error else 200)
+        "kinds": [k.value for k in dispute_rules.DisputeKind],
+        "tickets": [t for t in tickets.list_tickets(uow(request, True), p) if t["order_id"] == order_id]},
+        status_code=409 if error else 200)
 
 
 @router.post("/orders/{order_id}/pay")
@@ -118,6 +120,30 @@ def open_dispute(request: Request, order_id: int, kind: str = Form(...),
     except DomainError as exc:
         return order_page(request, order_id, error=error_text(request, exc))
     return back(f"/console/buyer/orders/{order_id}", "disputed")
+
+
+@router.post("/orders/{order_id}/ticket")
+def open_ticket(request: Request, order_id: int, description: str = Form(..., min_length=1, max_length=2000),
+                photos: list[UploadFile] | None = File(None)) -> Response:
+    """An after-sales ticket with photos: the file names and sizes go to triage (the bytes stay here)."""
+    p = _me(request)
+    meta = [{"name": (f.filename or "photo")[:200], "size_bytes": f.size or 0} for f in photos or [] if f.filename]
+    try:
+        tickets.open_ticket(uow(request), p, order_id, description, meta[:10])
+    except DomainError as exc:
+        return order_page(request, order_id, error=error_text(request, exc))
+    return back(f"/console/buyer/orders/{order_id}", "ticket")
+
+
+@router.post("/tickets/{ticket_id}/choice")
+def choose(request: Request, ticket_id: int, order_id: int = Form(...), proposal: int = Form(..., ge=0, le=20)
+           ) -> Response:
+    p = _me(request)
+    try:
+        tickets.choose(uow(request), p, ticket_id, proposal)
+    except DomainError as exc:
+        return order_page(request, order_id, error=error_text(request, exc))
+    return back(f"/console/buyer/orders/{order_id}", "chosen")
 
 
 @router.get("/me", response_class=HTMLResponse)

@@ -37,10 +37,12 @@ def sparkline(values: list[int], width: int = 240, height: int = 48, label: str 
             f'<text x="{x + 6:.1f}" y="{y + 4:.1f}" font-size="12" fill="#202124">{values[-1]}</text></svg>')
 
 
-def bars(values: list[tuple[str, int]], width: int = 320, height: int = 120, label: str = "per day") -> str:
-    """Vertical bars with their labels under them (platform charts: orders, incidents per day)."""
+def bars(values: list[tuple[str, int]], width: int | None = None, height: int = 120, label: str = "per day") -> str:
+    """Vertical bars with their labels under them (platform charts: orders, incidents per day); the
+    drawing scales down to the card's width."""
     if not values:
         return ""
+    width = width or max(320, 40 * len(values))
     top = max(v for _, v in values) or 1
     slot = width / len(values)
     parts = []
@@ -49,7 +51,9 @@ def bars(values: list[tuple[str, int]], width: int = 320, height: int = 120, lab
         x = i * slot + slot * 0.15
         parts.append(f'<rect x="{x:.1f}" y="{height - 18 - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
                      f'fill="#1a56c4"><title>{escape(name)}: {v}</title></rect>'
-                     f'<text x="{x:.1f}" y="{height - 4}" font-size="10" fill="#202124">{escape(name)}</text>')
+                     f'<text x="{x:.1f}" y="{height - 4}" font-size="10" fill="#202124">{escape(name)}</text>'
+                     + (f'<text x="{x:.1f}" y="{height - 21 - h:.1f}" font-size="10" fill="#202124">{v}</text>'
+                        if v else ""))
     summary = ", ".join(f"{n}: {v}" for n, v in values)
     return (f'<svg class="bars" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
             f'aria-label="{escape(label)}: {escape(summary)}">{"".join(parts)}</svg>')

@@ -72,8 +72,15 @@ def redeem(request: Request, code: str = Form(..., max_length=64)) -> Response:
 
 
 @router.get("/capacity", response_class=HTMLResponse)
-def capacity_page(request: Request, error: str = "") -> Response:
+def capacity_page(request: Request, error: str = "", daily_reception: int | None = None,
+                  activity_days: int | None = None) -> Response:
     p = _me(request)
+    safe = None
+    if daily_reception is not None and activity_days is not None:
+        try:
+            safe = capacity.safe_sales_calculator(uow(request, True), daily_reception, activity_days)
+        except DomainError as exc:
+            error = error_text(request, exc)
     stores = []
     for s in catalog.list_stores(uow(request, True), p):
         try:
@@ -81,7 +88,9 @@ def capacity_page(request: Request, error: str = "") -> Response:
         except DomainError:
             decl = None
         stores.append({"store": s, "declaration": decl})
-    return render(request, "merchant/capacity.html", {"stores": stores, "error": error})
+    return render(request, "merchant/capacity.html", {"stores": stores, "error": error, "safe": safe,
+                                                      "daily_reception": daily_reception or "",
+                                                      "activity_days": activity_days or ""})
 
 
 @router.post("/stores/{store_id}/capacity")
@@ -111,10 +120,33 @@ def orders_page(request: Request) -> Response:
 
 
 @router.get("/disputes", response_class=HTMLResponse)
-def disputes_page(request: Request) -> Response:
+def disputes_page(request: Request, error: str = "") -> Response:
     p = _me(request)
     return render(request, "merchant/disputes.html",
-                  {"disputes": disputes.list_disputes(uow(request, True), p, limit=100)})
+                  {"disputes": disputes.list_disputes(uow(request, True), p, limit=100), "error": error},
+                  status_code=409 if error else 200)
+
+
+@router.post("/disputes/{dispute_id}/admit")
+def admit(request: Request, dispute_id: int, reason: str = Form("", max_length=500)) -> Response:
+    """The merchant admits it cannot honour the order: the buyer is made whole at once (platform pays first)."""
+    p = _me(request)
+    try:
+        disputes.confirm_dispute(uow(request), p, dispute_id, reason or "admitted by the merchant",
+                                 gateway=request.app.state.payment_gateway)
+    except DomainError as exc:
+        return disputes_page(request, error=error_text(request, exc))
+    return back("/console/merchant/disputes", "admitted")
+
+
+@router.post("/disputes/{dispute_id}/contest")
+def contest(request: Request, dispute_id: int, note: str = Form(..., min_length=1, max_length=2000)) -> Response:
+    p = _me(request)
+    try:
+        disputes.contest_dispute(uow(request), p, dispute_id, note, [])
+    except DomainError as exc:
+        return disputes_page(request, error=error_text(request, exc))
+    return back("/console/merchant/disputes", "contested")
 
 
 @router.get("/standing", response_class=HTMLResponse)

@@ -16,6 +16,8 @@ WORDS = [
     N_("light"), N_("medium"), N_("severe"),
     N_("late_fulfilment"), N_("cannot_fulfil_today"), N_("cannot_fulfil"), N_("quality_problem"),
     N_("not_as_described"),
+    # after-sales tickets and their remedies
+    N_("proposed"), N_("chosen"), N_("resolved"), N_("return"), N_("reship"), N_("discount"),
     # store categories and merchant statuses
     N_("catering"), N_("fresh"), N_("beverage"), N_("bakery"), N_("entertainment"), N_("fitness"), N_("beauty"),
     N_("show"), N_("other"), N_("active"), N_("suspended"), N_("removed"),
