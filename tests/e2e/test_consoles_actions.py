@@ -72,3 +72,27 @@ def test_buyer_opens_an_after_sales_ticket_with_photos_and_picks_a_remedy(stage)
     r = stage.client.post(f"/console/buyer/tickets/{ticket['items'][0]['id']}/choice",
                           data={"csrf": _csrf(stage, path), "order_id": order["id"], "proposal": 0})
     assert r.status_code == 200 and "已选" in r.text
+
+
+def test_merchant_lowers_a_cap_at_once_and_a_raise_asks_for_a_change_request_that_ops_approve(stage):
+    _, merchant = stage.merchant()
+    deal = stage.deal(merchant, stage.store(merchant), daily_cap=20)
+    _sign_in(stage, "m1@test.tuangou")
+    token = _csrf(stage, "/console/merchant/deals")
+    today = "2026-11-23"
+    r = stage.client.post(f"/console/merchant/deals/{deal}/cap", data={"csrf": token, "day": today, "cap": 15})
+    assert r.status_code == 200
+    assert stage.client.get(f"/api/v1/deals/{deal}/calendar").json()["items"][0]["cap"] == 15
+    r = stage.client.post(f"/console/merchant/deals/{deal}/cap", data={"csrf": token, "day": today, "cap": 30})
+    assert r.status_code == 409 and "change-requests" in r.text
+    r = stage.client.post(f"/console/merchant/deals/{deal}/change-requests",
+                          data={"csrf": token, "bucket": today, "requested_cap": 30, "reason": "second wok"},
+                          files={"evidence": ("po.jpg", b"\xff\xd8", "image/jpeg")})
+    assert r.status_code == 200
+    _sign_in(stage, "ops@test.tuangou")
+    page = stage.client.get("/console/ops?kind=change").text
+    action = re.search(r'action="(/console/ops/change-requests/\d+/decision)"', page).group(1)
+    r = stage.client.post(action, data={"csrf": _csrf(stage, "/console/ops"), "decision": "approve",
+                                        "reason": "purchase order seen"})
+    assert r.status_code == 200
+    assert stage.client.get(f"/api/v1/deals/{deal}/calendar").json()["items"][0]["cap"] == 30

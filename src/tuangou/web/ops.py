@@ -47,11 +47,14 @@ def _queue(request: Request, p: Principal) -> list[dict[str, Any]]:
     for a in capacity.list_audits(uow(request, True), p, "pending", None):
         items.append({"kind": "audit", "id": a["id"], "since": a["created_at"], "status": a["status"],
                       "title": f"#{a['id']} · deal {a['deal_id']}", "words": [], "due": None, "href": "",
-                      "overdue": False})
+                      "overdue": False, "action": f"/console/ops/audits/{a['id']}/decision",
+                      "choices": ["approve", "reject"], "detail": a.get("bottleneck")})
     for c in inventory.list_change_requests(uow(request, True), p, "pending", None):
         items.append({"kind": "change", "id": c["id"], "since": c["created_at"], "status": c["status"],
                       "title": f"#{c['id']} · deal {c['deal_id']}: {c['current_cap']} → {c['requested_cap']}",
-                      "words": [], "due": None, "href": "", "overdue": False})
+                      "words": [], "due": None, "href": "", "overdue": False,
+                      "action": f"/console/ops/change-requests/{c['id']}/decision",
+                      "choices": ["approve", "reject", "false_claim"], "detail": c["reason"]})
     for item in items:
         item["age_hours"] = max(0, int((now - datetime.fromisoformat(item["since"])).total_seconds() // 3600))
     return sorted(items, key=lambda i: i["since"])
@@ -64,6 +67,28 @@ def queue(request: Request, kind: str = "") -> Response:
     counts = {k: sum(1 for i in items if i["kind"] == k) for k in KINDS}
     shown = [i for i in items if not kind or i["kind"] == kind]
     return render(request, "ops/queue.html", {"items": shown, "counts": counts, "kinds": KINDS, "kind": kind})
+
+
+@router.post("/audits/{audit_id}/decision")
+def decide_audit(request: Request, audit_id: int, decision: str = Form(...),
+                 reason: str = Form(..., min_length=1, max_length=500)) -> Response:
+    p = _ops(request)
+    try:
+        capacity.decide_audit(uow(request), p, audit_id, decision == "approve", reason)
+    except DomainError as exc:
+        raise PageError(exc.status, error_text(request, exc)) from exc
+    return back("/console/ops?kind=audit", "decided")
+
+
+@router.post("/change-requests/{request_id}/decision")
+def decide_change(request: Request, request_id: int, decision: str = Form(...),
+                  reason: str = Form(..., min_length=1, max_length=500)) -> Response:
+    p = _ops(request)
+    try:
+        inventory.decide_change_request(uow(request), p, request_id, decision, reason)
+    except DomainError as exc:
+        raise PageError(exc.status, error_text(request, exc)) from exc
+    return back("/console/ops?kind=change", "decided")
 
 
 @router.get("/disputes/{dispute_id}", response_class=HTMLResponse)

@@ -29,8 +29,8 @@ from tuangou.governance import service as governance
 from tuangou.merchants import rules as merchant_rules
 from tuangou.merchants import service as merchants
 from tuangou.orders import service as orders
-from tuangou.web.i18n import N_
-from tuangou.web.session import PageError, back, check_csrf, error_text, render, require, uow
+from tuangou.web.i18n import N_, translations
+from tuangou.web.session import PageError, back, check_csrf, error_text, locale, render, require, uow
 
 router = APIRouter(prefix="/console/ops", include_in_schema=False, dependencies=[Depends(check_csrf)])
 Setter = Callable[[UnitOfWork, Principal, dict[str, Any], str], dict[str, Any]]
@@ -136,5 +136,6 @@ def charts_page(request: Request) -> Response:
         "orders": _per_day([o.created_at for o in recent_orders], now),
         "incidents": _per_day([i["created_at"] for i in governance.list_incidents(uow(request, True), p)], now),
         "disputes": _per_day([d.opened_at for d in recent_disputes], now),
-        "tiers": sorted(Counter(d.tier for d in recent_disputes).items()),
+        "tiers": [(translations(locale(request)).gettext(t), n)
+                  for t, n in sorted(Counter(d.tier for d in recent_disputes).items())],
         "paid_cents": paid, "recovered_cents": recovered})

@@ -16,7 +16,7 @@ from tuangou.core.auth import Role
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
 from tuangou.notify import service as notify
-from tuangou.web import buyer, docs, i18n, merchant, ops, platform
+from tuangou.web import buyer, calendar, docs, i18n, merchant, ops, platform
 from tuangou.web.session import (
     COOKIE,
     LANG_COOKIE,
@@ -37,7 +37,7 @@ HOME = {Role.BUYER: "/console/buyer", Role.MERCHANT: "/console/merchant", Role.O
 
 def install(app: FastAPI) -> None:
     """Mount the consoles and the offline API docs on the app; console errors render as HTML pages."""
-    for r in (router, buyer.router, merchant.router, ops.router, platform.router):
+    for r in (router, buyer.router, merchant.router, ops.router, platform.router, calendar.router):
         app.include_router(r)
     app.include_router(docs.router)
     docs.mount_assets(app)

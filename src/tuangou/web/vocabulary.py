@@ -16,6 +16,10 @@ WORDS = [
     N_("light"), N_("medium"), N_("severe"),
     N_("late_fulfilment"), N_("cannot_fulfil_today"), N_("cannot_fulfil"), N_("quality_problem"),
     N_("not_as_described"),
+    # capacity disruptions
+    N_("chef_on_leave"), N_("ingredients_short"), N_("machine_broken"),
+    # ops decisions
+    N_("approve"), N_("reject"),
     # after-sales tickets and their remedies
     N_("proposed"), N_("chosen"), N_("resolved"), N_("return"), N_("reship"), N_("discount"),
     # store categories and merchant statuses
