@@ -54,9 +54,11 @@ class Role:
         assert response is not None and response.status < 500, f"{path} answered {response and response.status}"
 
     def shot(self, step: str) -> None:
+        self.page.wait_for_load_state("load")
         self.page.screenshot(path=str(self.shots / f"journey-{self.lang}-{step}-{self.width}.png"), full_page=True)
 
     def fits(self) -> None:
+        self.page.wait_for_load_state("load")
         assert self.page.evaluate("document.documentElement.scrollWidth") <= self.width, \
             f"{self.page.url} scrolls sideways at {self.width} px"
 
@@ -99,6 +101,7 @@ def test_the_journey_from_capacity_to_an_upheld_appeal(browser, demo_url, shots,
     # the buyer buys one noodle set and pays, on a phone
     buyer.sign_in(buyer_email)
     buyer.page.get_by_role("link", name="beef noodles for two").click()
+    buyer.page.get_by_role("button", name=t["order"]).wait_for()
     buyer.fits()
     buyer.shot("deal")
     buyer.page.get_by_role("button", name=t["order"]).click()

@@ -14,8 +14,10 @@ WIDTHS = (1280, 390)
 PAGES = {
     "merchant1@demo.tuangou": ["/console/merchant", "/console/merchant/redeem", "/console/merchant/capacity",
                                "/console/merchant/orders", "/console/merchant/disputes", "/console/merchant/standing",
-                               "/console/merchant/capacity?daily_reception=50&activity_days=7", "/console/merchant/deals"],
-    "buyer1@demo.tuangou": ["/console/buyer", "/console/buyer/deals/1", "/console/buyer/orders", "/console/buyer/me"],
+                               "/console/merchant/capacity?daily_reception=50&activity_days=7", "/console/merchant/deals",
+                               "/console/merchant/exam", "/console/merchant/campaigns"],
+    "buyer1@demo.tuangou": ["/console/buyer", "/console/buyer/deals/1", "/console/buyer/orders", "/console/buyer/me",
+                            "/console/buyer/groups"],
     "ops@demo.tuangou": ["/console/ops", "/console/ops/merchants", "/console/ops/incidents", "/console/ops/policies",
                          "/console/ops/charts", "/console/ops/audit"],
 }

@@ -1,9 +1,13 @@
-"""Console actions over HTTP: the policy editor, the safe-sales calculator, a merchant admitting a dispute,
-an after-sales ticket. Each goes through the same service as the API."""
+"""Console actions over HTTP: the policy editor, the safe-sales calculator, disputes, after-sales tickets,
+caps and change requests, the exam, penalties. Each goes through the same service as the API."""
 
 from __future__ import annotations
 
 import re
+
+from tuangou.core.auth import Principal, Role
+from tuangou.core.db import UnitOfWork
+from tuangou.merchants import casework
 
 PASSWORD = "secret-pass-1"
 
@@ -96,3 +100,23 @@ def test_merchant_lowers_a_cap_at_once_and_a_raise_asks_for_a_change_request_tha
                                         "reason": "purchase order seen"})
     assert r.status_code == 200
     assert stage.client.get(f"/api/v1/deals/{deal}/calendar").json()["items"][0]["cap"] == 30
+
+
+def test_merchant_takes_the_exam_and_ops_impose_a_fine_with_a_reason(stage):
+    ops_id = stage.client.get("/api/v1/me", headers=stage.ops).json()["id"]
+    casework.add_question(UnitOfWork(stage.db, stage.clock), Principal(ops_id, Role.OPS), text="50 a day, 10 days?",
+                          options=["500", "400"], correct_index=1, reason="seed")
+    merchant_id, _ = stage.merchant()
+    _sign_in(stage, "m1@test.tuangou")
+    page = stage.client.get("/console/merchant/exam").text
+    qid = re.search(r'name="q-(\d+)"', page).group(1)
+    r = stage.client.post("/console/merchant/exam", data={"csrf": _csrf(stage, "/console/merchant/exam"),
+                                                          f"q-{qid}": "1"}, headers={"accept-language": "en"})
+    assert r.status_code == 200 and "100% correct" in r.text and "Passed." in r.text
+    _sign_in(stage, "ops@test.tuangou")
+    r = stage.client.post(f"/console/ops/merchants/{merchant_id}/penalties",
+                          data={"csrf": _csrf(stage, "/console/ops/merchants"), "kind": "fine", "rule": "A8",
+                                "evidence": "incident 7", "reason": "repeated over-selling", "amount_yuan": "50"})
+    assert r.status_code == 200 and "罚款" in r.text
+    penalties = stage.client.get(f"/api/v1/merchants/{merchant_id}/penalties", headers=stage.ops).json()["items"]
+    assert penalties[0]["kind"] == "fine" and penalties[0]["amount_cents"] == 5000

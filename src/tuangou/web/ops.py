@@ -17,6 +17,7 @@ from tuangou.disputes import policy as dispute_policy
 from tuangou.disputes import service as disputes
 from tuangou.governance import inventory
 from tuangou.merchants import casework
+from tuangou.merchants import rules as merchant_rules
 from tuangou.merchants import service as merchants
 from tuangou.web.i18n import N_
 from tuangou.web.session import PageError, back, check_csrf, error_text, render, require, uow
@@ -159,7 +160,8 @@ def merchant_list(request: Request) -> Response:
     for m in accounts.list_merchants(uow(request, True)):
         st = merchants.standing(uow(request, True), p, int(m["id"]))  # type: ignore[call-overload]
         rows.append({**m, "standing": st})
-    return render(request, "ops/merchants.html", {"merchants": rows})
+    return render(request, "ops/merchants.html", {"merchants": rows,
+                                                   "penalty_kinds": [k.value for k in merchant_rules.PenaltyKind]})
 
 
 @router.get("/audit", response_class=HTMLResponse)

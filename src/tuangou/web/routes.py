@@ -15,8 +15,7 @@ from tuangou.accounts import service as accounts
 from tuangou.core.auth import Role
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
-from tuangou.notify import service as notify
-from tuangou.web import buyer, calendar, docs, i18n, merchant, ops, platform
+from tuangou.web import buyer, calendar, community, docs, i18n, merchant, ops, platform
 from tuangou.web.session import (
     COOKIE,
     LANG_COOKIE,
@@ -26,7 +25,6 @@ from tuangou.web.session import (
     is_https,
     principal,
     render,
-    require,
     set_session,
 )
 
@@ -37,7 +35,8 @@ HOME = {Role.BUYER: "/console/buyer", Role.MERCHANT: "/console/merchant", Role.O
 
 def install(app: FastAPI) -> None:
     """Mount the consoles and the offline API docs on the app; console errors render as HTML pages."""
-    for r in (router, buyer.router, merchant.router, ops.router, platform.router, calendar.router):
+    for r in (router, buyer.router, merchant.router, ops.router, platform.router, calendar.router,
+              community.router):
         app.include_router(r)
     app.include_router(docs.router)
     docs.mount_assets(app)
@@ -96,11 +95,3 @@ def home(request: Request) -> Response:
     if p is None:
         return RedirectResponse("/console/login", status_code=303)
     return RedirectResponse(HOME.get(p.role, "/console/login"), status_code=303)
-
-
-@router.get("/partner", response_class=HTMLResponse)
-def partner(request: Request) -> Response:
-    """Suppliers and group leaders: their own small page, never the ops console."""
-    p = require(request, Role.LEADER, Role.SUPPLIER)
-    uow = UnitOfWork(request.app.state.db, request.app.state.clock, readonly=True)
-    return render(request, "partner.html", {"inbox": notify.inbox(uow, p.user_id, limit=30)})

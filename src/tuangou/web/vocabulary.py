@@ -16,6 +16,12 @@ WORDS = [
     N_("light"), N_("medium"), N_("severe"),
     N_("late_fulfilment"), N_("cannot_fulfil_today"), N_("cannot_fulfil"), N_("quality_problem"),
     N_("not_as_described"),
+    # penalties
+    N_("fine"), N_("deposit_deduction"), N_("promotion_ban"), N_("listing_suspension"), N_("removal"),
+    # campaigns: statuses and the buyer's progress steps
+    N_("collecting"), N_("formed"), N_("procuring"), N_("shipping"), N_("delivered"), N_("closed"),
+    N_("joined"), N_("group_formed"), N_("procured"), N_("shipped"), N_("at_pickup"), N_("collected"),
+    N_("group_failed"),
     # capacity disruptions
     N_("chef_on_leave"), N_("ingredients_short"), N_("machine_broken"),
     # ops decisions
