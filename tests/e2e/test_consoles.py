@@ -77,6 +77,19 @@ def test_language_is_the_users_choice_else_accept_language_else_chinese(stage):
     assert negotiate(None, "fr;q=1, en;q=0.5") == "en" and negotiate(None, "de") == "zh_CN"
 
 
+def test_a_signed_in_users_language_is_kept_on_the_account(stage):
+    # given ops chose English on one browser
+    _sign_in(stage, "ops@test.tuangou")
+    r = stage.client.post("/console/language", data={"language": "en", "next": "/console/ops",
+                                                     "csrf": _csrf(stage, "/console/ops")}, follow_redirects=False)
+    assert r.status_code == 303
+    # when they sign in on another (a fresh cookie jar, a Chinese browser)
+    _sign_in(stage, "ops@test.tuangou")
+    page = stage.client.get("/console/ops", headers={"accept-language": "zh-CN"}).text
+    # then the console is in English
+    assert "Work queue" in page and "工作队列" not in page
+
+
 def test_merchant_today_shows_a_red_gauge_past_the_line_with_yuan(stage):
     _, merchant = stage.merchant()
     deal = stage.deal(merchant, stage.store(merchant), daily_cap=20, title="Taro mille-feuille")

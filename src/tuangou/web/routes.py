@@ -79,9 +79,13 @@ def logout(request: Request) -> Response:
 
 @router.post("/language")
 def choose_language(request: Request, language: str = Form(...), next: str = Form("/console")) -> Response:
-    """The reader's own choice of language wins over Accept-Language (kept for a year)."""
+    """The reader's own choice of language wins over Accept-Language: saved on the account when signed in
+    (every device follows it), and in a cookie for this browser (the sign-in page)."""
     if language not in i18n.LOCALES:
         raise PageError(422, "unknown language")
+    p = principal(request)
+    if p is not None:
+        accounts.set_locale(UnitOfWork(request.app.state.db, request.app.state.clock), p, language)
     target = next if next.startswith("/console") else "/console"
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(LANG_COOKIE, language, max_age=365 * 86400, httponly=True, samesite="lax",

@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from tuangou.accounts import service as accounts
 from tuangou.core.auth import Principal, Role, read_token
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
@@ -71,7 +72,13 @@ def require(request: Request, *roles: Role) -> Principal:
 
 
 def locale(request: Request) -> str:
-    return i18n.negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    """The signed-in user's own setting, else this browser's choice, else Accept-Language, else zh-CN."""
+    if not hasattr(request.state, "locale"):
+        p = principal(request)
+        chosen = accounts.locale_of(uow(request, True), p.user_id) if p is not None else None
+        request.state.locale = i18n.negotiate(chosen or request.cookies.get(LANG_COOKIE),
+                                              request.headers.get("accept-language"))
+    return str(request.state.locale)
 
 
 def _nonce(request: Request) -> str:
