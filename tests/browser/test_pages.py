@@ -19,7 +19,7 @@ PAGES = {
     "buyer1@demo.tuangou": ["/console/buyer", "/console/buyer/deals/1", "/console/buyer/orders", "/console/buyer/me",
                             "/console/buyer/groups"],
     "ops@demo.tuangou": ["/console/ops", "/console/ops/merchants", "/console/ops/incidents", "/console/ops/policies",
-                         "/console/ops/charts", "/console/ops/audit"],
+                         "/console/ops/charts", "/console/ops/users", "/console/ops/audit"],
 }
 DETAILS = {  # list pages whose first detail link is visited too
     "buyer1@demo.tuangou": ("/console/buyer/orders", r"^/console/buyer/orders/\d+$"),

@@ -120,3 +120,16 @@ def test_merchant_takes_the_exam_and_ops_impose_a_fine_with_a_reason(stage):
     assert r.status_code == 200 and "罚款" in r.text
     penalties = stage.client.get(f"/api/v1/merchants/{merchant_id}/penalties", headers=stage.ops).json()["items"]
     assert penalties[0]["kind"] == "fine" and penalties[0]["amount_cents"] == 5000
+
+
+def test_ops_create_a_group_leader_who_lands_on_the_partner_page(stage):
+    _sign_in(stage, "ops@test.tuangou")
+    r = stage.client.post("/console/ops/users", data={"csrf": _csrf(stage, "/console/ops/users"), "role": "leader",
+                                                      "email": "leader@test.tuangou", "password": PASSWORD,
+                                                      "reason": "new community"})
+    assert r.status_code == 200 and "leader@test.tuangou" in r.text
+    stage.client.cookies.clear()
+    r = stage.client.post("/console/login", data={"email": "leader@test.tuangou", "password": PASSWORD,
+                                                  "csrf": _csrf(stage, "/console/login")}, follow_redirects=False)
+    assert r.headers["location"] == "/console/partner"
+    assert "佣金" in stage.client.get("/console/partner").text

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -139,3 +139,43 @@ def charts_page(request: Request) -> Response:
         "tiers": [(translations(locale(request)).gettext(t), n)
                   for t, n in sorted(Counter(d.tier for d in recent_disputes).items())],
         "paid_cents": paid, "recovered_cents": recovered})
+
+
+STAFF_ROLES = (Role.OPS, Role.LEADER, Role.SUPPLIER)
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users(request: Request, error: str = "") -> Response:
+    _ops(request)
+    created = [*accounts.audit_log(uow(request, True), cursor=None, limit=50, action="create_user"),
+               *accounts.audit_log(uow(request, True), cursor=None, limit=50, action="create_merchant")]
+    return render(request, "ops/users.html", {"created": sorted(created, key=lambda a: str(a["at"]), reverse=True),
+                                              "roles": [r.value for r in STAFF_ROLES], "error": error},
+                  status_code=422 if error else 200)
+
+
+@router.post("/users")
+def create_user(request: Request, email: str = Form(..., max_length=200), password: str = Form(..., min_length=8),
+                role: str = Form(...), name: str = Form("", max_length=120),
+                reason: str = Form(..., min_length=1, max_length=500)) -> Response:
+    """Ops create staff, group-leader and supplier accounts (merchants below, with their first login)."""
+    p = _ops(request)
+    if role not in [r.value for r in STAFF_ROLES]:
+        raise PageError(422, "unknown role")
+    try:
+        accounts.create_user(uow(request), p, email, password, Role(role), name, reason=reason)
+    except DomainError as exc:
+        return users(request, error=error_text(request, exc))
+    return back("/console/ops/users", "created")
+
+
+@router.post("/merchants")
+def create_merchant(request: Request, name: str = Form(..., min_length=1, max_length=120),
+                    owner_email: str = Form(..., max_length=200), password: str = Form(..., min_length=8),
+                    reason: str = Form(..., min_length=1, max_length=500)) -> Response:
+    p = _ops(request)
+    try:
+        accounts.create_merchant(uow(request), p, name, owner_email, password, reason=reason)
+    except DomainError as exc:
+        return users(request, error=error_text(request, exc))
+    return back("/console/ops/users", "created")

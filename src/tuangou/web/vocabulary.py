@@ -16,6 +16,8 @@ WORDS = [
     N_("light"), N_("medium"), N_("severe"),
     N_("late_fulfilment"), N_("cannot_fulfil_today"), N_("cannot_fulfil"), N_("quality_problem"),
     N_("not_as_described"),
+    # roles
+    N_("ops"), N_("leader"), N_("supplier"), N_("buyer"), N_("merchant"),
     # penalties
     N_("fine"), N_("deposit_deduction"), N_("promotion_ban"), N_("listing_suspension"), N_("removal"),
     # campaigns: statuses and the buyer's progress steps
