@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         if db is None:
             database.dispose()
 
-    app = FastAPI(title="tuangou", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="tuangou", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Group-buying with an over-selling governance engine. "
                               "Errors are application/problem+json with a stable `code`.")
     app.state.settings = settings
@@ -57,8 +57,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     for module in api_modules():
         app.include_router(module.router)
 
-    from tuangou.web.routes import router as console
-    app.include_router(console)
+    from tuangou.web.routes import install as install_consoles
+    install_consoles(app)  # consoles and the offline /docs, /redoc
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -127,6 +127,8 @@ def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: boo
     console.print(table)
     console.print(f"API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs")
     if serve_after:
+        import os
+        os.environ["TUANGOU_DEMO_MODE"] = "true"  # the sign-in page may show the demo accounts
         serve(port=port, with_worker=True)
 
 

@@ -28,3 +28,4 @@ class User(Base):
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), nullable=True, index=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)  # console language; None: the browser's

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from tuangou.accounts import rules
@@ -143,6 +143,23 @@ def user_ids_with_role(uow: InTransaction, role: Role) -> list[int]:
 def audit_log(uow: UnitOfWork, *, cursor: int | None, limit: int, action: str | None) -> list[dict[str, object]]:
     with uow:
         return list_entries(uow.session, cursor=cursor, limit=limit, action=action)
+
+
+LOCALES = ("zh_CN", "en")  # the languages the consoles have catalogues for
+
+
+def set_locale(uow: UnitOfWork, actor: Principal, locale: str | None) -> None:
+    """The user's own console language (None: follow the browser's Accept-Language)."""
+    if locale is not None and locale not in LOCALES:
+        raise ValidationFailed(f"locale must be one of {', '.join(LOCALES)}")
+    with uow:
+        uow.session.execute(update(User).where(User.id == actor.user_id).values(locale=locale))
+        uow.commit()
+
+
+def locale_of(uow: UnitOfWork, user_id: int) -> str | None:
+    with uow:
+        return uow.session.scalar(select(User.locale).where(User.id == user_id))
 
 
 def role_of(uow: UnitOfWork, user_id: int) -> str | None:

@@ -24,3 +24,4 @@ class Settings(BaseSettings):
     platform_commission_bps: int = 500
     redis_url: str | None = None  # shared rate-limit counters across API processes
     rate_limit: str | None = None  # per caller, e.g. "20/second"; off when unset
+    demo_mode: bool = False  # `tuangou demo`: the sign-in page shows the demo accounts

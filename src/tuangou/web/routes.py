@@ -1,86 +1,101 @@
-"""Server-rendered consoles for buyers, merchants and ops (cookie holds the same bearer token)."""
+"""The consoles: sign-in, language, each role's home; `install(app)` mounts every console page.
+
+Pages are server-rendered from the same services the API calls (no second copy of a rule); every
+form works without JavaScript and carries a CSRF token (session.check_csrf runs before each POST).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from tuangou.accounts import service as accounts
-from tuangou.catalog import service as catalog
-from tuangou.core.auth import Principal, Role, read_token
+from tuangou.core.auth import Role
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
-from tuangou.core.money import yuan
-from tuangou.notify import service as notify
-from tuangou.orders import service as orders
-from tuangou.web import charts
+from tuangou.web import buyer, calendar, community, docs, i18n, merchant, ops, platform
+from tuangou.web.session import (
+    COOKIE,
+    LANG_COOKIE,
+    PageError,
+    Redirect,
+    check_csrf,
+    is_https,
+    principal,
+    render,
+    set_session,
+)
 
-router = APIRouter(prefix="/console", include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.globals.update(yuan=yuan, gauge=charts.gauge)
-COOKIE = "tuangou_token"
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+HOME = {Role.BUYER: "/console/buyer", Role.MERCHANT: "/console/merchant", Role.OPS: "/console/ops",
+        Role.LEADER: "/console/partner", Role.SUPPLIER: "/console/partner"}
 
 
-def _uow(request: Request, readonly: bool = True) -> UnitOfWork:
-    return UnitOfWork(request.app.state.db, request.app.state.clock, readonly=readonly)
+def install(app: FastAPI) -> None:
+    """Mount the consoles and the offline API docs on the app; console errors render as HTML pages."""
+    for r in (router, buyer.router, merchant.router, ops.router, platform.router, calendar.router,
+              community.router):
+        app.include_router(r)
+    app.include_router(docs.router)
+    docs.mount_assets(app)
 
+    @app.exception_handler(Redirect)
+    async def _redirect(_: Request, exc: Redirect) -> Response:
+        return RedirectResponse(exc.location, status_code=303)
 
-def _principal(request: Request) -> Principal | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    try:
-        return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
-    except DomainError:
-        return None
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, exc: PageError) -> Response:
+        return render(request, "error.html", {"status": exc.status, "message": exc.message},
+                      status_code=exc.status)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, error: str = "") -> Response:
-    return templates.TemplateResponse(request, "login.html", {"error": error})
+def login_form(request: Request) -> Response:
+    return render(request, "login.html", {"error": ""})
 
 
 @router.post("/login")
 def login(request: Request, email: str = Form(...), password: str = Form(...)) -> Response:
     settings = request.app.state.settings
+    uow = UnitOfWork(request.app.state.db, request.app.state.clock)
     try:
-        token, _ = accounts.log_in(_uow(request), email, password, settings.secret_key,
-                                   timedelta(hours=settings.token_ttl_hours))
+        token, user = accounts.log_in(uow, email, password, settings.secret_key,
+                                      timedelta(hours=settings.token_ttl_hours))
     except DomainError as exc:
-        return templates.TemplateResponse(request, "login.html", {"error": exc.message}, status_code=401)
-    response = RedirectResponse("/console", status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="lax")
+        return render(request, "login.html", {"error": exc.message}, status_code=401)
+    response = RedirectResponse(HOME.get(Role(user.role), "/console"), status_code=303)
+    set_session(request, response, token)
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(COOKIE, httponly=True, samesite="lax", secure=is_https(request))
     return response
 
 
-@router.get("", response_class=HTMLResponse)
+@router.post("/language")
+def choose_language(request: Request, language: str = Form(...), next: str = Form("/console")) -> Response:
+    """The reader's own choice of language wins over Accept-Language: saved on the account when signed in
+    (every device follows it), and in a cookie for this browser (the sign-in page)."""
+    if language not in i18n.LOCALES:
+        raise PageError(422, "unknown language")
+    p = principal(request)
+    if p is not None:
+        accounts.set_locale(UnitOfWork(request.app.state.db, request.app.state.clock), p, language)
+    target = next if next.startswith("/console") else "/console"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(LANG_COOKIE, language, max_age=365 * 86400, httponly=True, samesite="lax",
+                        secure=is_https(request))
+    return response
+
+
+@router.get("")
 def home(request: Request) -> Response:
-    p = _principal(request)
+    p = principal(request)
     if p is None:
         return RedirectResponse("/console/login", status_code=303)
-    ctx: dict[str, Any] = {"role": p.role.value,
-                           "inbox": notify.inbox(_uow(request), p.user_id, limit=8)}
-    if p.role == Role.BUYER:
-        ctx["deals"] = catalog.list_deals(_uow(request), service_date=None, limit=50)
-        ctx["orders"] = orders.list_orders(_uow(request), p, limit=10)
-        return templates.TemplateResponse(request, "buyer.html", ctx)
-    if p.role == Role.MERCHANT:
-        ctx["deals"] = catalog.list_deals(_uow(request), service_date=None, merchant_id=p.merchant_id,
-                                          status=None, limit=100)
-        ctx["orders"] = orders.list_orders(_uow(request), p, limit=10)
-        return templates.TemplateResponse(request, "merchant.html", ctx)
-    ctx["merchants"] = accounts.list_merchants(_uow(request))
-    ctx["audit"] = accounts.audit_log(_uow(request), cursor=None, limit=20, action=None)
-    return templates.TemplateResponse(request, "ops.html", ctx)
+    return RedirectResponse(HOME.get(p.role, "/console/login"), status_code=303)
