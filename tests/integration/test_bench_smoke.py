@@ -45,3 +45,17 @@ def test_governance_tick_runs_every_job_on_a_generated_platform(tmp_path):
     assert r["errors"] == 0 and {"orders", "notify"} <= set(r["jobs_s"]), r
     assert r["results"]["orders"]["expired"] == 10 and r["results"]["notify"]["relayed"] == 20, r
     assert code == 0
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not PG_URL, reason="TUANGOU_TEST_POSTGRES_URL not set"))])
+def test_a_burst_of_buyers_for_few_units_gets_every_answer_and_sells_each_unit_once(tmp_path, db):
+    # given 300 buyers connected to two servers and a deal of 30 units,
+    # when they all order (and pay what they got) at the same instant
+    code, r = _bench(tmp_path, "flash-sale", "--db", db, "--processes", "2", "--burst", "300", "--cap", "30",
+                     "--seconds", "240", "--noop-seconds", "0.5", timeout=600)
+    # then every buyer had an answer: 30 paid orders, 270 told sold out, nothing doubled or failed
+    assert r["answered"] == 300 and r["refusals"] == 270, r
+    assert r["sold"] == r["paid_orders_db"] == 30 and (r["oversold"], r["duplicates"], r["errors_5xx"]) == (0, 0, 0), r
+    assert r["statements_per_order"] > 0 and r["transactions_per_order"] == 2, r
+    assert code == 0
