@@ -26,7 +26,7 @@ from tuangou.core.config import Settings
 from tuangou.core.db import Base, Database, UnitOfWork
 from tuangou.core.errors import DomainError
 from tuangou.core.jobs import JobContext, run_all
-from tuangou.core.registry import load_models
+from tuangou.core.registry import job_modules, load_models
 from tuangou.disputes import policy as dispute_policy
 from tuangou.disputes import service as disputes
 from tuangou.governance import service as governance
@@ -58,6 +58,11 @@ class Run:
     job_failures: int = 0
 
 
+def _minute_of(hhmm: str) -> int:
+    hh, _, mm = hhmm.partition(":")
+    return int(hh) * 60 + int(mm)
+
+
 class _NoHttp:
     """No webhook endpoints exist in a simulated city: nothing is ever sent."""
 
@@ -79,6 +84,7 @@ class Driver:
         self.jobs = JobContext(db=self.db, clock=self.clock, settings=self.settings,
                                extras={"payment_gateway": self.gateway, "http": _NoHttp()}, holder="simulator")
         self.run = Run(mode)
+        self.job_names = [m.__name__.split(".")[1] for m in job_modules()]
         self.events: list[tuple[datetime, int, str, Any]] = []
         self.seq = itertools.count()
         self.stores: list[dict[str, Any]] = []  # per world store: ids and principals
@@ -180,9 +186,14 @@ class Driver:
         for day in range(total):
             for hour in range(9, 23):
                 self.schedule(self.at(day, hour * 60), "serve", (day, hour))
-            hours = range(7, 24) if day < w.days else range(3, 24, 4)
-            for hour in hours:
-                self.schedule(self.at(day, hour * 60 + 1), "tick", None)
+            worker = self.cfg["worker"]
+            full = {_minute_of(t) for t in worker["full_ticks"]}
+            for minute in sorted(full):
+                self.schedule(self.at(day, minute), "tick", None)
+            light = [j for j in self.job_names if j not in worker["light_tick_skips"]]
+            for hour in range(7, 24) if day < w.days else range(3, 24, 4):
+                if hour * 60 + 2 not in full:
+                    self.schedule(self.at(day, hour * 60 + 2), "tick", light)
         self.end = self.at(total, 0)
 
     def simulate(self, progress: Progress | None = None) -> Run:
@@ -308,15 +319,16 @@ class Driver:
 
     def _note(self, view: Any, rec: rules.BuyerRecord) -> None:
         self.run.disputes[view.id] = {"order_id": view.order_id, "status": view.status, "tier": view.tier,
-                                      "remedy": view.remedy, "decided_at": view.decided_at}
+                                      "remedy": view.remedy, "decided_at": view.decided_at,
+                                      "coupons_issued_at": [c["issued_at"] for c in view.coupons]}
         if view.status == "confirmed" and view.decided_at:
             rec.remedied_at = datetime.fromisoformat(view.decided_at)
             rec.remedy_refund_cents = int(view.remedy.get("refund_cents", 0))
             rec.remedy_extra_cents = int(view.remedy.get("coupon_cents", 0)) + int(
                 view.remedy.get("side_item_cents", 0))
 
-    def _tick(self, _: Any) -> None:
-        results = run_all(self.jobs)
+    def _tick(self, only: list[str] | None) -> None:
+        results = run_all(self.jobs, only=only)
         self.run.job_failures += sum(1 for v in results.values() if v == "failed")
 
     # ---- after the week ----------------------------------------------------------------------------------

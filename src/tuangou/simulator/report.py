@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,13 @@ def summary(run: Run, world: World) -> dict[str, Any]:
     tiers = Counter(d["tier"] for d in run.disputes.values())
     dispute_paid = sum(int(d["remedy"].get("refund_cents", 0)) + int(d["remedy"].get("coupon_cents", 0))
                        + int(d["remedy"].get("side_item_cents", 0)) for d in confirmed)
-    recovered = sum(int(d["remedy"].get("recovery_cents", 0)) for d in confirmed)
+    recovered = sum(int(d["remedy"].get("recovery_cents", 0)) for d in confirmed)  # advanced, booked on merchants
     breaker = [o for i in run.incidents for o in i["orders"]]
     breaker_paid = sum(o["refund_cents"] + o["coupon_cents"] for o in breaker)
-    breaker_coupons = sum(o["coupon_cents"] for o in breaker)
+    breaker_coupons = sum(o["coupon_cents"] for o in breaker)  # the platform's; no recovery claim is booked
+    confirm_lag = [(datetime.fromisoformat(at) - datetime.fromisoformat(d["decided_at"])).total_seconds()
+                   for d in confirmed for at in d["coupons_issued_at"]]
+    causes = Counter(_cause(r, world) for r in harmed)
     honest = {s.index for s in world.stores if s.honesty == "truthful"}
     kept = sum(r.amount_cents for r in run.records.values()
                if r.store in honest and r.served_on is not None and r.failed_at is None)
@@ -50,13 +54,15 @@ def summary(run: Run, world: World) -> dict[str, Any]:
         "disputes_confirmed": len(confirmed),
         "median_compensation_s": p50,
         "p99_compensation_s": p99,
+        "confirm_to_compensation_max_s": max(confirm_lag) if confirm_lag else None,
+        "harmed_by_cause": dict(sorted(causes.items())),
         "compensation_paid_cents": dispute_paid + breaker_paid,
-        "advanced_by_platform_cents": dispute_paid + breaker_coupons,
+        "advanced_by_platform_cents": recovered + breaker_coupons,
         "recovered_from_merchants_cents": recovered,
-        "recovered_share": round(recovered / (dispute_paid + breaker_coupons), 4) if dispute_paid + breaker_coupons
+        "recovered_share": round(recovered / (recovered + breaker_coupons), 4) if recovered + breaker_coupons
         else None,
         "breaker_incidents": len(run.incidents),
-        "breaker_orders": Counter(o["outcome"] for o in breaker),
+        "breaker_orders": dict(sorted(Counter(o["outcome"] for o in breaker).items())),
         "merchants_limited": sum(1 for s in run.standings if s["limited"]),
         "merchants_removed": 0,
         "merchants_recovered": 0,
@@ -66,15 +72,31 @@ def summary(run: Run, world: World) -> dict[str, Any]:
     }
 
 
+def _cause(r: rules.BuyerRecord, world: World) -> str:
+    """Which rule let this harm through (what the platform believed versus what the store could do)."""
+    store = world.stores[r.store]
+    if store.honesty == "over_declares":
+        return "declared capacity above the real one"
+    if store.honesty == "oversells":
+        return "over-sells on purpose"
+    assert r.failed_at is not None
+    day = (r.failed_at.astimezone(ZoneInfo(world.timezone)).date() - world.start).days
+    if any(d.store == r.store and d.day == day for d in world.disruptions):
+        return "sold before the disruption was reported"
+    return "static cap above the day's capacity"
+
+
 ROWS = [
     ("orders placed", "orders"), ("paid orders", "paid_orders"), ("over-sold units", "oversold_units"),
     ("buyers harmed", "harmed_buyers"), ("harmed per 10,000 orders", "harmed_per_10k_orders"),
     ("  served", "outcomes.served"), ("  moved with notice", "outcomes.moved_with_notice"),
     ("  refunded with notice", "outcomes.refunded_with_notice"), ("  harmed, compensated", "outcomes.compensated"),
     ("  harmed, refunded only", "outcomes.refunded"), ("  harmed, no remedy", "outcomes.harmed_without_remedy"),
-    ("disputes (by tier)", "disputes_by_tier"), ("median failure -> compensation s", "median_compensation_s"),
-    ("p99 failure -> compensation s", "p99_compensation_s"), ("compensation paid ¥", "compensation_paid_cents"),
+    ("harmed by cause", "harmed_by_cause"), ("disputes (by tier)", "disputes_by_tier"), ("median failure -> compensation s", "median_compensation_s"),
+    ("p99 failure -> compensation s", "p99_compensation_s"),
+    ("max confirmation -> coupon s", "confirm_to_compensation_max_s"), ("compensation paid ¥", "compensation_paid_cents"),
     ("share recovered from merchants", "recovered_share"), ("breaker incidents", "breaker_incidents"),
+    ("breaker orders", "breaker_orders"),
     ("merchants limited", "merchants_limited"), ("revenue kept by honest merchants ¥", "revenue_kept_by_honest_cents"),
     ("refused orders", "refused"),
 ]
