@@ -76,7 +76,7 @@ class GovernancePolicy:
         return out
 
     def merged(self, changes: dict[str, Any]) -> GovernancePolicy:
-        known = {f.name: str if isinstance(getattr(self, f.name), str) else type(getattr(self, f.name))
+        known: dict[str, type[Any]] = {f.name: str if isinstance(getattr(self, f.name), str) else type(getattr(self, f.name))
                  for f in fields(self)}
         unknown = sorted(set(changes) - set(known))
         if unknown:

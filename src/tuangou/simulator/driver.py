@@ -199,7 +199,7 @@ class Driver:
     def simulate(self, progress: Progress | None = None) -> Run:
         self.build_city()
         self.plan()
-        handlers = {"order": self._order, "disruption": self._disruption, "serve": self._serve,
+        handlers: dict[str, Callable[[Any], None]] = {"order": self._order, "disruption": self._disruption, "serve": self._serve,
                     "tick": self._tick, "dispute": self._dispute, "decide": self._decide}
         while self.events:
             when, _, kind, payload = heapq.heappop(self.events)

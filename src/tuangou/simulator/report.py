@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from html import escape
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.table import Table
 
