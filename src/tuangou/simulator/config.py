@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     # an hourly tick of the jobs whose timing changes an outcome (expiries, refunds, escalations, limits).
     # Capacity refresh and the sales pushes cost ~10 ms per governed deal per tick, so they run at the full ticks
     # only; disruptions and declarations move caps at once in their own transactions anyway.
-    "worker": {"full_ticks": ["00:05", "08:01", "12:02", "18:02"], "light_tick_skips": ["capacity", "governance"]},
+    "worker": {"full_ticks": ["00:05", "08:01"], "light_tick_skips": ["capacity", "governance"]},
     "on": {
         "policies": {"governance": {}, "disputes": {}, "accountability": {}},
         "people": {"merchant_admits_minutes": 30,  # a truthful merchant admits a failed order
