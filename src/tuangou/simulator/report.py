@@ -46,8 +46,7 @@ def summary(run: Run, world: World) -> dict[str, Any]:
         "oversold_units": run.oversold_units,
         "harmed_buyers": len(harmed),
         "harmed_per_10k_orders": rules.per_10k(len(harmed), orders),
-        "harmed_by_day": [run.harmed_by_day.get(d, 0) for d in range(world.days + 10) if d < world.days
-                          or run.harmed_by_day.get(d, 0)],
+        "harmed_by_day": [run.harmed_by_day.get(d, 0) for d in range(max([world.days - 1, *run.harmed_by_day]) + 1)],
         "outcomes": {o.value: outcomes.get(o.value, 0) for o in rules.Outcome},
         "disputes": len(run.disputes),
         "disputes_by_tier": dict(sorted(tiers.items())),
@@ -64,10 +63,11 @@ def summary(run: Run, world: World) -> dict[str, Any]:
         "breaker_incidents": len(run.incidents),
         "breaker_orders": dict(sorted(Counter(o["outcome"] for o in breaker).items())),
         "merchants_limited": sum(1 for s in run.standings if s["limited"]),
-        "merchants_removed": 0,
-        "merchants_recovered": 0,
+        "merchants_removed": sum(1 for s in run.standings
+                                 if any(p.get("kind") == "removal" for p in s["penalties_in_force"])),
+        "merchants_recovered": None,  # limits lift after 7 clean days and an exam; no merchant sits one here
         "revenue_kept_by_honest_cents": kept,
-        "groups": {"formed": 0, "failed": 0, "refunded": 0},
+        "groups": {"formed": None, "failed": None, "refunded": None},  # campaigns are not simulated yet
         "job_failures": run.job_failures,
     }
 
@@ -94,11 +94,11 @@ ROWS = [
     ("  harmed, refunded only", "outcomes.refunded"), ("  harmed, no remedy", "outcomes.harmed_without_remedy"),
     ("harmed by cause", "harmed_by_cause"), ("disputes (by tier)", "disputes_by_tier"), ("median failure -> compensation s", "median_compensation_s"),
     ("p99 failure -> compensation s", "p99_compensation_s"),
-    ("max confirmation -> coupon s", "confirm_to_compensation_max_s"), ("compensation paid ¥", "compensation_paid_cents"),
+    ("max confirmation -> coupon s", "confirm_to_compensation_max_s"), ("refunds + coupons paid ¥", "compensation_paid_cents"),
     ("share recovered from merchants", "recovered_share"), ("breaker incidents", "breaker_incidents"),
     ("breaker orders", "breaker_orders"),
-    ("merchants limited", "merchants_limited"), ("revenue kept by honest merchants ¥", "revenue_kept_by_honest_cents"),
-    ("refused orders", "refused"),
+    ("merchants limited", "merchants_limited"), ("merchants removed", "merchants_removed"), ("revenue kept by honest merchants ¥", "revenue_kept_by_honest_cents"),
+    ("refused orders", "refused"), ("groups formed / failed / refunded", "groups"),
 ]
 
 
@@ -113,6 +113,8 @@ def _fmt(value: Any, path: str) -> str:
         return "-"
     if path.endswith("_cents"):
         return f"{value / 100:,.2f}"
+    if isinstance(value, dict) and value and all(v is None for v in value.values()):
+        return "not simulated"
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
     if isinstance(value, float):
@@ -131,16 +133,16 @@ def table(result: dict[str, Any]) -> Table:
     return t
 
 
-def _bars(title: str, values: dict[str, float | None], unit: str = "") -> str:
+def _bars(title: str, values: dict[str, float | None], unit: str = "", colour: str | None = None) -> str:
     """A small horizontal bar chart, inline SVG."""
     top = max([v for v in values.values() if v] or [1])
     rows = []
     for i, (label, v) in enumerate(values.items()):
         width = 0 if not v else max(2, int(300 * v / top))
-        colour = "#1a73e8" if "on" in label else "#d93025"
+        fill = colour or ("#1a73e8" if label.endswith(" on") else "#d93025")
         shown = "-" if v is None else f"{v:,.1f}{unit}" if isinstance(v, float) else f"{v:,}{unit}"
         rows.append(f'<text x="0" y="{22 + i * 26}" font-size="12">{escape(label)}</text>'
-                    f'<rect x="110" y="{10 + i * 26}" width="{width}" height="16" fill="{colour}"/>'
+                    f'<rect x="110" y="{10 + i * 26}" width="{width}" height="16" fill="{fill}"/>'
                     f'<text x="{116 + width}" y="{22 + i * 26}" font-size="12">{escape(shown)}</text>')
     height = 16 + 26 * len(values)
     return (f'<figure><figcaption>{escape(title)}</figcaption><svg width="520" height="{height}" role="img" '
@@ -159,7 +161,8 @@ def html(result: dict[str, Any]) -> str:
     ]
     for m in modes:
         charts.append(_bars(f"Buyers harmed per day, governance {m}",
-                            {f"day {d + 1}": v for d, v in enumerate(result[m]["harmed_by_day"])}))
+                            {f"day {d + 1}": v for d, v in enumerate(result[m]["harmed_by_day"])},
+                            colour="#1a73e8" if m == "on" else "#d93025"))
     rows = "".join(f"<tr><th>{escape(label.strip())}</th>" + "".join(
         f"<td>{escape(_fmt(_get(result[m], path), path))}</td>" for m in modes) + "</tr>" for label, path in ROWS)
     head = "".join(f"<th>governance {m}</th>" for m in modes)
