@@ -14,6 +14,7 @@ DBS = ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("db", DBS)
 def test_every_paid_buyer_has_one_outcome_and_governance_harms_fewer(db, tmp_path):
     # given a small city replayed with governance on and off

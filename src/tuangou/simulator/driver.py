@@ -58,6 +58,13 @@ class Run:
     job_failures: int = 0
 
 
+def compose() -> None:
+    """The simulator is a composition root like `create_app`, the worker and the CLI: whatever they register
+    on the order path (participants), it must register too, in the same order. Today loading the models does
+    it (hooks registered at import); the participant registry replaces that with an explicit call here."""
+    load_models()
+
+
 def _minute_of(hhmm: str) -> int:
     hh, _, mm = hhmm.partition(":")
     return int(hh) * 60 + int(mm)
@@ -72,7 +79,7 @@ class _NoHttp:
 
 class Driver:
     def __init__(self, world: World, cfg: dict[str, Any], mode: str, url: str) -> None:
-        load_models()
+        compose()
         self.world, self.cfg, self.mode = world, cfg, mode
         self.people = cfg[mode]["people"]
         self.zone = ZoneInfo(world.timezone)
