@@ -159,10 +159,10 @@ def html(result: dict[str, Any]) -> str:
             else round(result[m]["p99_compensation_s"] / 3600, 1) for m in modes}, " h"),
         _bars("Compensation paid (¥)", {f"governance {m}": result[m]["compensation_paid_cents"] // 100 for m in modes}),
     ]
-    for m in modes:
-        charts.append(_bars(f"Buyers harmed per day, governance {m}",
-                            {f"day {d + 1}": v for d, v in enumerate(result[m]["harmed_by_day"])},
-                            colour="#1a73e8" if m == "on" else "#d93025"))
+    days = max(len(result[m]["harmed_by_day"]) for m in modes)
+    charts.append(_bars("Buyers harmed per day (one scale)", {
+        f"day {d + 1} {m}": (result[m]["harmed_by_day"][d] if d < len(result[m]["harmed_by_day"]) else 0)
+        for d in range(days) for m in modes}))
     rows = "".join(f"<tr><th>{escape(label.strip())}</th>" + "".join(
         f"<td>{escape(_fmt(_get(result[m], path), path))}</td>" for m in modes) + "</tr>" for label, path in ROWS)
     head = "".join(f"<th>governance {m}</th>" for m in modes)
