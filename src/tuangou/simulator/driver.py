@@ -206,8 +206,9 @@ class Driver:
     def simulate(self, progress: Progress | None = None) -> Run:
         self.build_city()
         self.plan()
-        handlers: dict[str, Callable[[Any], None]] = {"order": self._order, "disruption": self._disruption, "serve": self._serve,
-                    "tick": self._tick, "dispute": self._dispute, "decide": self._decide}
+        handlers: dict[str, Callable[[Any], None]] = {
+            "order": self._order, "disruption": self._disruption, "serve": self._serve, "tick": self._tick,
+            "dispute": self._dispute, "decide": self._decide}
         while self.events:
             when, _, kind, payload = heapq.heappop(self.events)
             self.clock.set(when)
