@@ -58,6 +58,10 @@ class Run:
     job_failures: int = 0
 
 
+def view_expiry(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
 def compose() -> None:
     """The simulator is a composition root like `create_app`, the worker and the CLI: whatever they register
     on the order path (participants), it must register too, in the same order. Today loading the models does
@@ -208,7 +212,7 @@ class Driver:
         self.plan()
         handlers: dict[str, Callable[[Any], None]] = {
             "order": self._order, "disruption": self._disruption, "serve": self._serve, "tick": self._tick,
-            "dispute": self._dispute, "decide": self._decide}
+            "dispute": self._dispute, "decide": self._decide, "republish": self._republish}
         while self.events:
             when, _, kind, payload = heapq.heappop(self.events)
             self.clock.set(when)
@@ -232,7 +236,10 @@ class Driver:
             return
         self.run.placed += 1
         if not o.pays:
+            # the real worker ticks every few seconds: the hold is released as soon as it expires, not at the
+            # next hourly tick (else it blocks the cap for up to an hour)
             self.run.unpaid += 1
+            self.schedule(view_expiry(view.expires_at) + timedelta(minutes=1), "tick", ["orders"])
             return
         try:
             paid, _ = payments.pay_order(self.uow(), buyer, view.id, f"sim-pay-{i}", self.gateway, "succeed")
@@ -253,6 +260,15 @@ class Driver:
         capacity.report_disruption(self.uow(), st["merchant"], st["store_id"], kind=d.kind, capacity_factor=d.factor,
                                    max_units=None, starts_at=self.clock.now(), ends_at=end, deal_id=None,
                                    reason=f"{d.kind.replace('_', ' ')} today")
+        # if the breaker delisted the deal, the merchant puts it back on sale once the day is over
+        self.schedule(end.astimezone(UTC) + timedelta(minutes=10), "republish", d.store)
+
+    def _republish(self, store: int) -> None:
+        st = self.stores[store]
+        try:
+            catalog.publish_deal(self.uow(), st["merchant"], st["deal_id"])
+        except DomainError as exc:  # e.g. a listing suspension: the platform says no
+            self.run.refused[f"republish:{exc.code}"] += 1
 
     def _serve(self, slot: tuple[int, int]) -> None:
         """Buyers who came in the past hour are served while the store really has capacity left."""
