@@ -1,9 +1,11 @@
-"""`tuangou` command line: serve, worker, db, users, demo, bench."""
+"""`tuangou` command line: serve, worker, db, users, demo, bench, simulate."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -109,6 +111,45 @@ def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> No
         console.print(w.tick())
         return
     w.loop(threading.Event())
+
+
+@app.command()
+def simulate(stores: int = 50, days: int = 2, seed: int = 1,
+             governance: str = typer.Option("both", help="on, off or both"),
+             db: str = typer.Option("sqlite", help="sqlite or postgresql (admin URL in TUANGOU_TEST_POSTGRES_URL)"),
+             out: Path = typer.Option(Path("var/simulate"), help="where simulation.json and .html go"),
+             config: Path | None = typer.Option(None, help="a TOML file merged over the default world and policies"),
+             progress: bool = typer.Option(True, "--progress/--no-progress")) -> None:
+    """A city's week through the real services, governance on and off; the last line is the JSON summary."""
+    import json
+    import os
+
+    from rich.progress import Progress
+
+    from tuangou.simulator import report as sim_report
+    from tuangou.simulator import simulate as sim
+    if governance not in ("on", "off", "both") or db not in ("sqlite", "postgresql"):
+        raise typer.BadParameter("--governance is on|off|both and --db sqlite|postgresql")
+    opts = sim.Options(stores=stores, days=days, seed=seed, governance=governance, db=db, out=out,
+                       config_path=config, postgres_url=os.environ.get("TUANGOU_TEST_POSTGRES_URL"))
+    with Progress(console=console, disable=not progress, transient=True) as bar:
+        tasks: dict[str, object] = {}
+
+        def step(mode: str, done: int, total: int) -> None:
+            if mode not in tasks:
+                tasks[mode] = bar.add_task(f"governance {mode}", total=total)
+            bar.update(tasks[mode], completed=done)  # type: ignore[arg-type]
+        result = sim.run(opts, step)
+    console.print(sim_report.table(result))
+    json_path, html_path = sim_report.write(result, out)
+    console.print(f"wrote {json_path} and {html_path}")
+    keys = ("harmed_buyers", "orders", "oversold_units", "p99_compensation_s", "median_compensation_s",
+            "harmed_per_10k_orders", "disputes", "compensation_paid_cents", "recovered_share", "merchants_limited",
+            "outcomes", "seconds")
+    line: dict[str, Any] = {k: result[k] for k in ("stores", "days", "seed", "db", "harm_prevented", "seconds", "peak_rss_mb")
+            if k in result}
+    line.update({m: {k: result[m][k] for k in keys} for m in ("on", "off") if m in result})
+    print(json.dumps(line, sort_keys=True, default=str))
 
 
 @app.command()

@@ -83,10 +83,12 @@ class Inputs:
     disruptions: list[rules.Disruption] = field(default_factory=list)
     offers: dict[str, int] = field(default_factory=dict)
     now: datetime | None = None
+    dynamic: bool = True  # the policy's dynamic_daily_cap: off, the offer alone makes the cap
 
 
 def _inputs(uow: UnitOfWork, facts: dict[str, Any]) -> Inputs:
-    inputs = Inputs(facts, capacity_base(uow, facts), policy(uow).max_day_factor, now=uow.now)
+    pol = policy(uow)
+    inputs = Inputs(facts, capacity_base(uow, facts), pol.max_day_factor, now=uow.now, dynamic=pol.dynamic_daily_cap)
     row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
     if row is not None:
         inputs.weekday_factors = {int(k): float(v) for k, v in (row.weekday_factors or {}).items()}
@@ -110,7 +112,7 @@ def _plan(inputs: Inputs, day: date) -> dict[str, Any]:
     factor = rules.day_factor(day, inputs.weekday_factors, inputs.holidays, inputs.max_factor)
     hits = [d for d in inputs.disruptions if rules.disruption_hits(d, day, inputs.facts["timezone"], inputs.now)]
     # a store with nothing declared is limited by its offer, so a disruption still cuts that
-    capacity = None if inputs.base is None and not hits else rules.daily_cap(
+    capacity = None if not inputs.dynamic or (inputs.base is None and not hits) else rules.daily_cap(
         inputs.base if inputs.base is not None else offer, factor, hits)
     return {"service_date": day.isoformat(), "key": key, "base": inputs.base, "factor": factor,
             "disruptions": len(hits), "capacity": capacity, "offer": offer,
@@ -168,7 +170,7 @@ def recompute_deal(uow: UnitOfWork, deal_id: int, cause: str, days: list[date] |
         moved = catalog.apply_cap(uow, deal_id, plan["key"], plan["cap"], allow_below_sold=True)
         if moved["sold"] > moved["cap"] or moved["over"] > 0:
             tripped.append(plan["key"])
-    if tripped:
+    if tripped and policy(uow).circuit_breaker:
         from tuangou.governance import service as governance  # governance builds on capacity
         for key in tripped:
             governance.trip_circuit_breaker(uow, deal_id, key, cause)

@@ -48,6 +48,10 @@ class GovernancePolicy:
     postpone_search_days: int = 7  # how far ahead a new date is sought for an over-sold order
     oversale_pick: str = OversalePick.NEWEST_FIRST
     recompute_horizon_days: int = 7  # dynamic caps are kept fresh this many days ahead
+    # The switches below are on in every real installation; the simulator turns them off to show a plain shop.
+    dynamic_daily_cap: bool = True  # off: a deal's cap is the merchant's offer; capacity inputs never move it
+    circuit_breaker: bool = True  # off: a cap that falls below what is sold leaves the over-sold orders in place
+    presale_audit: bool = True  # off: a large promotion is published without a capacity audit
 
     def problems(self) -> list[str]:
         out = []
@@ -72,7 +76,7 @@ class GovernancePolicy:
         return out
 
     def merged(self, changes: dict[str, Any]) -> GovernancePolicy:
-        known = {f.name: str if isinstance(getattr(self, f.name), str) else type(getattr(self, f.name))
+        known: dict[str, type[Any]] = {f.name: str if isinstance(getattr(self, f.name), str) else type(getattr(self, f.name))
                  for f in fields(self)}
         unknown = sorted(set(changes) - set(known))
         if unknown:
@@ -80,8 +84,9 @@ class GovernancePolicy:
         typed: dict[str, Any] = {}
         for name, value in changes.items():
             want = known[name]
-            ok = (isinstance(value, (int, float)) if want is float else isinstance(value, want)) \
-                and not isinstance(value, bool)
+            ok = isinstance(value, bool) if want is bool else (
+                (isinstance(value, (int, float)) if want is float else isinstance(value, want))
+                and not isinstance(value, bool))
             if not ok:
                 raise ValueError(f"{name} must be a {want.__name__}")
             typed[name] = float(value) if want is float else value

@@ -280,8 +280,9 @@ def on_publish(uow: UnitOfWork, deal_id: int) -> None:
     bring the deal's caps in line with the store's capacity."""
     facts = catalog.deal_facts(uow, deal_id)
     offer = facts["daily_cap"] if not facts["slots"] else sum(facts["slots"].values())
-    if rules.needs_audit(facts["large_promotion"], facts["price_cents"], offer,
-                         policy(uow).audit_value_threshold_cents) and approved_cap(uow, deal_id) is None:
+    pol = policy(uow)
+    if pol.presale_audit and rules.needs_audit(facts["large_promotion"], facts["price_cents"], offer,
+                                               pol.audit_value_threshold_cents) and approved_cap(uow, deal_id) is None:
         raise Conflict("a large promotion needs an approved capacity audit before it goes on sale: "
                        f"POST /api/v1/deals/{deal_id}/capacity-audits", code="capacity_audit_required")
     recompute_deal(uow, deal_id, "deal published")

@@ -71,7 +71,7 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
     if key[:1].isdigit() and "@" not in key and not facts["slots"] and facts["kind"] == "voucher":
         target = capacity.day_target(uow, deal_id, date.fromisoformat(key))
     result = catalog.apply_cap(uow, deal_id, key, target, allow_below_sold=True)
-    if result["over"] > 0:
+    if result["over"] > 0 and capacity.policy(uow).circuit_breaker:
         trip_circuit_breaker(uow, deal_id, key, cause)
         result = next({"key": b.key, "cap": b.cap, "sold": b.sold, "reserved": b.reserved,
                        "over": max(0, b.sold + b.reserved - b.cap)}
