@@ -112,8 +112,10 @@ class Database:
             # BEGIN IMMEDIATE + busy_timeout, so correctness never rests on this lock.
             self.write_lock: threading.RLock | None = threading.RLock()
         else:
+            # No pre-ping: it is a round trip on every checkout, two per order. A connection broken by a
+            # database restart fails its request once and the pool replaces it (docs/adr/0010).
             self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
-                                        pool_pre_ping=True)
+                                        pool_recycle=3600)
             self.read_engine = self.engine
             self.write_lock = None
 
