@@ -14,6 +14,7 @@ from tuangou.core.clock import Clock
 from tuangou.core.config import Settings
 from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.leases import try_acquire
+from tuangou.core.observability import request_id
 
 log = logging.getLogger("tuangou.jobs")
 LEASE = timedelta(seconds=30)
@@ -45,10 +46,13 @@ def run_all(ctx: JobContext, only: list[str] | None = None) -> dict[str, Any]:
                 continue
             uow.commit()
         started = time.perf_counter()
+        token = request_id.set(f"job-{name}-{os.urandom(4).hex()}")  # log lines of one job run share an id
         try:
             results[name] = module.run_due(ctx)
         except Exception:  # one failing job must not stop the others
             log.exception("job %s failed", name)
             results[name] = "failed"
+        finally:
+            request_id.reset(token)
         ctx.durations[name] = round(time.perf_counter() - started, 4)
     return results

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
-import sys
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -106,18 +106,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id on every record (text logs print it too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+def logging_config(fmt: str = "json", level: str = "INFO", access: bool = True) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the CLI and for uvicorn's worker processes: one stderr handler,
+    JSON (default) or text, uvicorn's own access log off (ours has the route and the request id)."""
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "tuangou.core.observability.RequestIdFilter"}},
+        "formatters": {"json": {"()": "tuangou.core.observability.JsonFormatter"},
+                       "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                "formatter": fmt, "filters": ["request_id"]}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {"tuangou.access": {"level": "INFO" if access else "WARNING"},
+                    "uvicorn.access": {"level": "WARNING"}, "uvicorn.error": {"level": "INFO"}},
+    }
+
+
 def configure_logging(fmt: str = "json", level: str = "INFO", access: bool = True) -> None:
-    """Root logging to stderr, JSON (default) or text; the access log on or off."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    handler.addFilter(_with_request_id)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    access_log.setLevel(logging.INFO if access else logging.WARNING)
-
-
-def _with_request_id(record: logging.LogRecord) -> bool:
-    record.request_id = request_id.get()
-    return True
+    logging.config.dictConfig(logging_config(fmt, level, access))
