@@ -248,6 +248,9 @@ def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> No
 def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: bool = typer.Option(True, "--serve/--no-serve")) -> None:
     """Migrate the embedded database, load demo data, print the accounts and serve."""
     from tuangou.demo import load_demo
+    # a person reads this terminal: text logs without a line per request, unless asked for
+    os.environ.setdefault("TUANGOU_LOG_FORMAT", "text")
+    os.environ.setdefault("TUANGOU_ACCESS_LOG", "false")
     settings = Settings()
     _migrate(settings.database_url)
     with progress_bar("loading demo data") as step:

@@ -49,7 +49,7 @@ def test_yellow_line_opens_a_check_and_red_line_pauses_until_resumed(any_stage: 
     # given two lines of three paid ¥10 orders each; targets: ¥11.5 (13 % short) and ¥25 (60 % short)
     noodles, cakes, m = _two_lines(any_stage)
     r = any_stage.client.put("/api/v1/monitoring-policy", headers=any_stage.ops, json={
-        "changes": {"line_targets": {"catering/Beijing": {"average_order_value_cents": 1150},
+        "changes": {"min_paid_orders": 3, "line_targets": {"catering/Beijing": {"average_order_value_cents": 1150},
                                      "bakery/Shanghai": {"average_order_value_cents": 2500}}},
         "reason": "Q4 targets"})
     assert r.status_code == 200, r.text

@@ -53,10 +53,11 @@ def test_tallies_fold_in_any_split(events):
 
 
 def test_too_few_orders_are_not_judged():
+    policy = MonitoringPolicy(min_paid_orders=3)
     t = Tally(placed=2, paid=2, paid_cents=100)
-    assert rules.judge(t, {"average_order_value_cents": 10_000}, POLICY).level is Level.GREEN
+    assert rules.judge(t, {"average_order_value_cents": 10_000}, policy).level is Level.GREEN
     t = Tally(placed=3, paid=3, paid_cents=300)
-    assert rules.judge(t, {"average_order_value_cents": 10_000}, POLICY).level is Level.RED
+    assert rules.judge(t, {"average_order_value_cents": 10_000}, policy).level is Level.RED
 
 
 def test_line_paused_and_city_of_address():

@@ -140,7 +140,7 @@ class MonitoringPolicy:
     yellow_percent: int = 10
     orange_percent: int = 30
     red_percent: int = 50
-    min_paid_orders: int = 3  # a line with fewer paid orders is not judged yet
+    min_paid_orders: int = 20  # a line with fewer paid orders is not judged yet (too few to mean anything)
 
     def targets_for(self, category: str, city: str) -> dict[str, float]:
         return {**self.targets, **self.line_targets.get(line_key(category, city), {})}
