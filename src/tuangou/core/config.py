@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     rate_limit: str | None = None  # per caller, e.g. "20/second"; off when unset
     log_format: str = "json"  # json (one object per line, with the request id) or text
     access_log: bool = True  # one line per HTTP request
-    expect_worker: bool = True  # /readyz fails when no worker has beaten its heart within a minute
+    expect_worker: bool = True
+    # phone channels; unset: a sandbox keeps the messages (demo). SMS goes through an HTTP gateway.
+    sms_gateway_url: str | None = None
+    wechat_template_url: str | None = None  # e.g. …/cgi-bin/message/template/send?access_token=…
+    wechat_template_id: str = ""  # /readyz fails when no worker has beaten its heart within a minute
 
     @field_validator("default_timezone")
     @classmethod
