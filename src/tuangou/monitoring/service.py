@@ -70,19 +70,47 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
 
 # ---- folding events into tallies -----------------------------------------------------------------
 
-def _deal_line(uow: UnitOfWork, deal_id: int) -> tuple[int, str, str] | None:
-    """(merchant, category, city) of a deal, resolved once and kept in kpi_deal_lines."""
-    row = uow.session.get(DealLine, deal_id)
-    if row is not None:
-        return row.merchant_id, row.category, row.city
+_lines: dict[int, tuple[int, str, str]] = {}  # deal -> (merchant, category, city): a deal never changes store
+_stores: dict[int, tuple[str, str]] = {}  # store -> (category, city)
+CACHE_LIMIT = 500_000
+
+
+def _remember(deal_id: int, line: tuple[int, str, str]) -> None:
+    if len(_lines) >= CACHE_LIMIT:
+        _lines.clear()
+    _lines[deal_id] = line
+
+
+def _warm(uow: UnitOfWork, deal_ids: set[int]) -> None:
+    """Load the known lines of these deals in one query."""
+    missing = [d for d in deal_ids if d not in _lines]
+    for i in range(0, len(missing), 500):
+        for row in uow.session.execute(select(DealLine.deal_id, DealLine.merchant_id, DealLine.category,
+                                              DealLine.city).where(DealLine.deal_id.in_(missing[i:i + 500]))):
+            _remember(int(row[0]), (int(row[1]), str(row[2]), str(row[3])))
+
+
+def _deal_line(uow: UnitOfWork, deal_id: int, *, warmed: bool = False) -> tuple[int, str, str] | None:
+    """(merchant, category, city) of a deal: from the process cache, kpi_deal_lines, or resolved once."""
+    line = _lines.get(deal_id)
+    if line is not None:
+        return line
+    if not warmed:
+        _warm(uow, {deal_id})
+        if deal_id in _lines:
+            return _lines[deal_id]
     try:
         facts = catalog.deal_facts(uow, deal_id)
-        store = catalog.get_store(UnitOfWork(uow.db, uow.clock, readonly=True), facts["store_id"])
+        store_id = int(facts["store_id"])
+        if store_id not in _stores:
+            store = catalog.get_store(UnitOfWork(uow.db, uow.clock, readonly=True), store_id)
+            _stores[store_id] = (store.category, rules.city_of(store.address))
     except NotFound:
         return None
-    line = (int(facts["merchant_id"]), store.category, rules.city_of(store.address))
+    line = (int(facts["merchant_id"]), *_stores[store_id])
     insert_ignore(uow.session, DealLine.__table__, {"deal_id": deal_id, "merchant_id": line[0],
                                                     "category": line[1], "city": line[2]}, ["deal_id"])
+    _remember(deal_id, line)
     return line
 
 
@@ -99,12 +127,14 @@ def _deal_of(uow: UnitOfWork, payload: dict[str, Any]) -> int | None:
     return None
 
 
-def consume_events(uow: UnitOfWork, batch: int = 2000) -> int:
+def consume_events(uow: UnitOfWork, batch: int = 2000, budget_s: float = 2.0) -> int:
     """Fold the next batch of outbox events into the line, merchant and platform tallies; returns how many.
 
-    Safe to run twice or concurrently: the cursor moves with one conditional UPDATE in the same
-    transaction as the tallies, so a batch counts once or not at all.
+    At most `batch` events and about `budget_s` seconds of work, so a backlog drains over several ticks
+    and no tick grows with it. Safe to run twice or concurrently: the cursor moves with one conditional
+    UPDATE in the same transaction as the tallies, so a batch counts once or not at all.
     """
+    started = time.monotonic()
     with uow:
         insert_ignore(uow.session, EventCursor.__table__, {"name": CURSOR, "last_event_id": 0,
                                                            "updated_at": uow.now}, ["name"])
@@ -113,20 +143,23 @@ def consume_events(uow: UnitOfWork, batch: int = 2000) -> int:
                                             OutboxEvent.merchant_id, OutboxEvent.occurred_at)
                                      .where(OutboxEvent.id > start).order_by(OutboxEvent.id).limit(batch)).all()
         settled = uow.now - SETTLE
+        _warm(uow, {int(p["deal_id"]) for _, _, p, _, _ in events if isinstance(p, dict) and
+                    isinstance(p.get("deal_id"), int)})
         tallies: dict[tuple[str, str], rules.Tally] = defaultdict(rules.Tally)
-        last = start
+        last, folded = start, 0
         for event_id, type_, payload, merchant_id, occurred_at in events:
-            if occurred_at > settled:
+            if occurred_at > settled or time.monotonic() - started > budget_s:
                 break
-            last = event_id
-            add = rules.fold(type_, payload or {})
+            last, folded = event_id, folded + 1
+            payload = payload if isinstance(payload, dict) else {}
+            add = rules.fold(type_, payload)
             if add is None:
                 continue
             tallies[ALL].add(add)
             if type_ == "DisputeConfirmed":
                 tallies[("tier", str(payload.get("tier", "")))].add(add)
-            deal_id = _deal_of(uow, payload or {})
-            line = _deal_line(uow, deal_id) if deal_id is not None else None
+            deal_id = _deal_of(uow, payload)
+            line = _deal_line(uow, deal_id, warmed="deal_id" in payload) if deal_id is not None else None
             if line is not None:
                 tallies[("line", rules.line_key(line[1], line[2]))].add(add)
                 merchant_id = merchant_id or line[0]
@@ -146,7 +179,7 @@ def consume_events(uow: UnitOfWork, batch: int = 2000) -> int:
                 uow.session.execute(update(KpiTally).where(KpiTally.scope == scope, KpiTally.key == key)
                                     .values(**grow))
         uow.commit()
-        return len([e for e in events if e[0] <= last])
+        return folded
 
 
 def _tally(row: KpiTally | None) -> rules.Tally:
