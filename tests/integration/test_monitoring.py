@@ -66,6 +66,9 @@ def test_yellow_line_opens_a_check_and_red_line_pauses_until_resumed(any_stage: 
     tasks = any_stage.client.get("/api/v1/kpi/check-tasks", headers=any_stage.ops).json()["items"]
     assert {(t["category"], t["kpi"]) for t in tasks} == {("catering", "average_order_value_cents"),
                                                            ("bakery", "average_order_value_cents")}
+    done = any_stage.client.post(f"/api/v1/kpi/check-tasks/{tasks[0]['id']}/done", headers=any_stage.ops,
+                                 json={"reason": "price mix, not a problem"})
+    assert done.status_code == 200 and done.json()["status"] == "done"
     inbox = any_stage.client.get("/api/v1/inbox", headers=any_stage.ops).json()["items"]
     assert {"kpi_check", "kpi_escalation", "line_paused"} <= {i["kind"] for i in inbox}
 

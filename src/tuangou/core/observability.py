@@ -85,7 +85,8 @@ class ObservabilityMiddleware:
             self.metrics.observe(scope["method"], template, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s %s %s", scope["method"], scope["path"], status,
-                                extra={"route": template, "status": status, "ms": round(elapsed * 1000, 2)})
+                                extra={"route": template, "status": status, "ms": round(elapsed * 1000, 2),
+                                       "client": (scope.get("client") or ("-",))[0]})
             request_id.reset(token)
 
 

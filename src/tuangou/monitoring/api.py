@@ -51,6 +51,11 @@ def tasks(p: Ops, uow: ReadUoW, status: str | None = "open") -> dict[str, Any]:
     return {"items": service.check_tasks(uow, p, status), "next_cursor": None}
 
 
+@router.post(f"{V1}/kpi/check-tasks/{{task_id}}/done", summary="Ops: close a check task with what was found")
+def close_task(task_id: int, body: Reason, p: Ops, uow: UoW) -> dict[str, Any]:
+    return service.close_check_task(uow, p, task_id, body.reason)
+
+
 @router.get(f"{V1}/kpi/merchants/{{merchant_id}}", summary="A merchant's KPIs (ops, or the merchant itself)")
 def merchant(merchant_id: int, p: Auth, uow: ReadUoW) -> dict[str, Any]:
     return service.merchant_kpis(uow, p, merchant_id)

@@ -14,18 +14,17 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from tuangou.campaigns import service as campaigns
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as core_policy
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore
-from tuangou.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from tuangou.core.errors import Conflict, Forbidden, ValidationFailed
 from tuangou.core.outbox import OutboxEvent, record_event
+from tuangou.monitoring import lines as deal_lines
 from tuangou.monitoring import rules
-from tuangou.monitoring.models import BusinessLine, CheckTask, DealLine, EventCursor, KpiTally, LineTransition
+from tuangou.monitoring.models import BusinessLine, CheckTask, EventCursor, KpiTally, LineTransition
 from tuangou.notify import service as notify
-from tuangou.orders import service as orders
 
 POLICY = "monitoring"
 CURSOR = "kpi"
@@ -70,63 +69,6 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
 
 # ---- folding events into tallies -----------------------------------------------------------------
 
-_lines: dict[int, tuple[int, str, str]] = {}  # deal -> (merchant, category, city): a deal never changes store
-_stores: dict[int, tuple[str, str]] = {}  # store -> (category, city)
-CACHE_LIMIT = 500_000
-
-
-def _remember(deal_id: int, line: tuple[int, str, str]) -> None:
-    if len(_lines) >= CACHE_LIMIT:
-        _lines.clear()
-    _lines[deal_id] = line
-
-
-def _warm(uow: UnitOfWork, deal_ids: set[int]) -> None:
-    """Load the known lines of these deals in one query."""
-    missing = [d for d in deal_ids if d not in _lines]
-    for i in range(0, len(missing), 500):
-        for row in uow.session.execute(select(DealLine.deal_id, DealLine.merchant_id, DealLine.category,
-                                              DealLine.city).where(DealLine.deal_id.in_(missing[i:i + 500]))):
-            _remember(int(row[0]), (int(row[1]), str(row[2]), str(row[3])))
-
-
-def _deal_line(uow: UnitOfWork, deal_id: int, *, warmed: bool = False) -> tuple[int, str, str] | None:
-    """(merchant, category, city) of a deal: from the process cache, kpi_deal_lines, or resolved once."""
-    line = _lines.get(deal_id)
-    if line is not None:
-        return line
-    if not warmed:
-        _warm(uow, {deal_id})
-        if deal_id in _lines:
-            return _lines[deal_id]
-    try:
-        facts = catalog.deal_facts(uow, deal_id)
-        store_id = int(facts["store_id"])
-        if store_id not in _stores:
-            store = catalog.get_store(UnitOfWork(uow.db, uow.clock, readonly=True), store_id)
-            _stores[store_id] = (store.category, rules.city_of(store.address))
-    except NotFound:
-        return None
-    line = (int(facts["merchant_id"]), *_stores[store_id])
-    insert_ignore(uow.session, DealLine.__table__, {"deal_id": deal_id, "merchant_id": line[0],
-                                                    "category": line[1], "city": line[2]}, ["deal_id"])
-    _remember(deal_id, line)
-    return line
-
-
-def _deal_of(uow: UnitOfWork, payload: dict[str, Any]) -> int | None:
-    try:
-        if "deal_id" in payload:
-            return int(payload["deal_id"])
-        if "order_id" in payload:
-            return int(orders.order_facts(uow, int(payload["order_id"]))["deal_id"])
-        if "campaign_id" in payload:
-            return int(campaigns.campaign_row(uow, int(payload["campaign_id"])).deal_id)
-    except (DomainError, TypeError, ValueError):
-        return None
-    return None
-
-
 def consume_events(uow: UnitOfWork, batch: int = 2000, budget_s: float = 2.0) -> int:
     """Fold the next batch of outbox events into the line, merchant and platform tallies; returns how many.
 
@@ -143,7 +85,7 @@ def consume_events(uow: UnitOfWork, batch: int = 2000, budget_s: float = 2.0) ->
                                             OutboxEvent.merchant_id, OutboxEvent.occurred_at)
                                      .where(OutboxEvent.id > start).order_by(OutboxEvent.id).limit(batch)).all()
         settled = uow.now - SETTLE
-        _warm(uow, {int(p["deal_id"]) for _, _, p, _, _ in events if isinstance(p, dict) and
+        deal_lines.warm(uow, {int(p["deal_id"]) for _, _, p, _, _ in events if isinstance(p, dict) and
                     isinstance(p.get("deal_id"), int)})
         tallies: dict[tuple[str, str], rules.Tally] = defaultdict(rules.Tally)
         last, folded = start, 0
@@ -158,8 +100,8 @@ def consume_events(uow: UnitOfWork, batch: int = 2000, budget_s: float = 2.0) ->
             tallies[ALL].add(add)
             if type_ == "DisputeConfirmed":
                 tallies[("tier", str(payload.get("tier", "")))].add(add)
-            deal_id = _deal_of(uow, payload)
-            line = _deal_line(uow, deal_id, warmed="deal_id" in payload) if deal_id is not None else None
+            deal_id = deal_lines.deal_of(uow, payload)
+            line = deal_lines.deal_line(uow, deal_id, warmed="deal_id" in payload) if deal_id is not None else None
             if line is not None:
                 tallies[("line", rules.line_key(line[1], line[2]))].add(add)
                 merchant_id = merchant_id or line[0]
@@ -343,6 +285,22 @@ def check_tasks(uow: UnitOfWork, actor: Principal, status: str | None = "open") 
                  "opened_at": c.opened_at.isoformat()} for c in uow.session.scalars(q)]
 
 
+def close_check_task(uow: UnitOfWork, actor: Principal, task_id: int, reason: str) -> dict[str, Any]:
+    """Ops record that a line was checked, with what they found (audited)."""
+    actor.require(Role.OPS)
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    with uow:
+        done = uow.session.execute(update(CheckTask).where(CheckTask.id == task_id, CheckTask.status == "open")
+                                   .values(status="done")).rowcount  # type: ignore[attr-defined]
+        if not done:
+            raise Conflict(f"check task {task_id} is not open", code="task_not_open")
+        record_audit(uow.session, actor_id=actor.user_id, actor_role=Role.OPS, action="close_kpi_check",
+                     target=f"kpi_check:{task_id}", reason=reason, now=uow.now)
+        uow.commit()
+        return {"id": task_id, "status": "done"}
+
+
 def refresh(uow: UnitOfWork, actor: Principal) -> dict[str, int]:
     """Ops: fold what is new and judge the lines now instead of at the next tick."""
     actor.require(Role.OPS)
@@ -377,7 +335,7 @@ def refuse_if_line_paused(uow: UnitOfWork, deal_id: int) -> None:
     lines = paused_lines(uow)
     if not lines:
         return
-    line = _deal_line(uow, deal_id)
+    line = deal_lines.deal_line(uow, deal_id)
     if line is not None and rules.line_paused(lines, line[1], line[2]):
         raise Conflict(f"business line {line[1]}/{line[2]} is paused by operations", code="business_line_paused",
                        category=line[1], city=line[2])
