@@ -71,14 +71,15 @@ def set_policy(body: PolicyChange, p: Ops, uow: UoW) -> dict[str, Any]:
     return service.set_policy(uow, p, body.changes, body.reason)
 
 
-@router.get("/readyz", tags=["ops"], summary="Ready to serve: database, migrations, Redis, worker, outbox")
+# probes, not API: kept out of the OpenAPI document (a 503 from /readyz is an answer, not an error)
+@router.get("/readyz", include_in_schema=False)
 def readyz(request: Request, uow: ReadUoW) -> JSONResponse:
     settings = request.app.state.settings
     ok, checks = health.readiness(uow, settings.redis_url, settings.expect_worker)
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", include_in_schema=False)
 def metrics(request: Request, uow: ReadUoW) -> Response:
     snap = health.snapshot(uow)
     live = CollectorRegistry(auto_describe=False)

@@ -4,39 +4,56 @@ kept in kpi_deal_lines and in a process cache (a deal never changes store, a sto
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
 from tuangou.campaigns import service as campaigns
 from tuangou.catalog import service as catalog
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import Database, UnitOfWork, insert_ignore
 from tuangou.core.errors import DomainError, NotFound
 from tuangou.monitoring import rules
 from tuangou.monitoring.models import DealLine
 from tuangou.orders import service as orders
 
-_lines: dict[int, tuple[int, str, str]] = {}  # deal -> (merchant, category, city): a deal never changes store
-_stores: dict[int, tuple[str, str]] = {}  # store -> (category, city)
 CACHE_LIMIT = 500_000
 
 
-def _remember(deal_id: int, line: tuple[int, str, str]) -> None:
-    if len(_lines) >= CACHE_LIMIT:
-        _lines.clear()
-    _lines[deal_id] = line
+class _Cache:
+    def __init__(self) -> None:
+        self.lines: dict[int, tuple[int, str, str]] = {}  # deal -> (merchant, category, city)
+        self.stores: dict[int, tuple[str, str]] = {}  # store -> (category, city)
+
+
+_caches: WeakKeyDictionary[Database, _Cache] = WeakKeyDictionary()  # one per database (tests use many)
+
+
+def _cache(uow: UnitOfWork) -> _Cache:
+    cache = _caches.get(uow.db)
+    if cache is None:
+        cache = _caches[uow.db] = _Cache()
+    return cache
+
+
+def _remember(uow: UnitOfWork, deal_id: int, line: tuple[int, str, str]) -> None:
+    lines = _cache(uow).lines
+    if len(lines) >= CACHE_LIMIT:
+        lines.clear()
+    lines[deal_id] = line
 
 
 def warm(uow: UnitOfWork, deal_ids: set[int]) -> None:
     """Load the known lines of these deals in one query."""
-    missing = [d for d in deal_ids if d not in _lines]
+    missing = [d for d in deal_ids if d not in _cache(uow).lines]
     for i in range(0, len(missing), 500):
         for row in uow.session.execute(select(DealLine.deal_id, DealLine.merchant_id, DealLine.category,
                                               DealLine.city).where(DealLine.deal_id.in_(missing[i:i + 500]))):
-            _remember(int(row[0]), (int(row[1]), str(row[2]), str(row[3])))
+            _remember(uow, int(row[0]), (int(row[1]), str(row[2]), str(row[3])))
 
 
 def deal_line(uow: UnitOfWork, deal_id: int, *, warmed: bool = False) -> tuple[int, str, str] | None:
     """(merchant, category, city) of a deal: from the process cache, kpi_deal_lines, or resolved once."""
+    _lines, _stores = _cache(uow).lines, _cache(uow).stores
     line = _lines.get(deal_id)
     if line is not None:
         return line
@@ -55,7 +72,7 @@ def deal_line(uow: UnitOfWork, deal_id: int, *, warmed: bool = False) -> tuple[i
     line = (int(facts["merchant_id"]), *_stores[store_id])
     insert_ignore(uow.session, DealLine.__table__, {"deal_id": deal_id, "merchant_id": line[0],
                                                     "category": line[1], "city": line[2]}, ["deal_id"])
-    _remember(deal_id, line)
+    _remember(uow, deal_id, line)
     return line
 
 

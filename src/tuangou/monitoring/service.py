@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select, update
 
@@ -18,7 +19,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import policy as core_policy
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import Database, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, Forbidden, ValidationFailed
 from tuangou.core.outbox import OutboxEvent, record_event
 from tuangou.monitoring import lines as deal_lines
@@ -167,7 +168,7 @@ def evaluate_lines(uow: UnitOfWork) -> int:
             changed += 1
         uow.commit()
     if changed:
-        invalidate_paused_cache()
+        invalidate_paused_cache(uow.db)
     return changed
 
 
@@ -222,7 +223,7 @@ def resume_line(uow: UnitOfWork, actor: Principal, category: str, city: str, rea
                           {"category": category, "city": city})
         uow.commit()
         view = _line_view(line, None, load_policy(uow))
-    invalidate_paused_cache()
+    invalidate_paused_cache(uow.db)
     return view
 
 
@@ -312,20 +313,21 @@ def refresh(uow: UnitOfWork, actor: Principal) -> dict[str, int]:
 
 # ---- paused lines on the order path (a participant the composition root wires) ----------------
 
-_paused: dict[str, Any] = {"lines": frozenset(), "at": float("-inf")}
+_paused: WeakKeyDictionary[Database, tuple[float, frozenset[tuple[str, str]]]] = WeakKeyDictionary()
 
 
-def invalidate_paused_cache() -> None:
-    _paused["at"] = float("-inf")
+def invalidate_paused_cache(db: Database) -> None:
+    _paused.pop(db, None)
 
 
 def paused_lines(uow: UnitOfWork) -> frozenset[tuple[str, str]]:
-    """Inside an open unit of work: the paused (category, city) lines, from a cache at most 1 s old."""
-    if time.monotonic() - _paused["at"] > PAUSED_TTL_S:
-        rows = uow.session.execute(select(BusinessLine.category, BusinessLine.city)
-                                   .where(BusinessLine.paused.is_(True))).all()
-        _paused["lines"], _paused["at"] = frozenset((c, city) for c, city in rows), time.monotonic()
-    lines: frozenset[tuple[str, str]] = _paused["lines"]
+    """Inside an open unit of work: the paused (category, city) lines, from a per-process cache at most 1 s old."""
+    cached = _paused.get(uow.db)
+    if cached is not None and time.monotonic() - cached[0] <= PAUSED_TTL_S:
+        return cached[1]
+    rows = uow.session.execute(select(BusinessLine.category, BusinessLine.city).where(BusinessLine.paused.is_(True)))
+    lines = frozenset((str(c), str(city)) for c, city in rows)
+    _paused[uow.db] = (time.monotonic(), lines)
     return lines
 
 
