@@ -3,19 +3,25 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 
-.PHONY: demo test lint install install-dev serve worker bench clean
+.PHONY: demo test lint install install-dev serve worker bench clean lock
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(PY)
+# requirements.lock pins every dependency (dev tools too); pyproject.toml keeps the ranges
+$(VENV)/.installed: pyproject.toml requirements.lock | $(PY)
+	$(PIP) install -r requirements.lock
 	$(PIP) install -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml requirements.lock $(VENV)/.installed
 	$(PIP) install -e '.[dev]'
 	touch $@
+
+lock: install-dev
+	$(VENV)/bin/pip-compile --quiet --strip-extras --extra dev --no-emit-index-url --no-emit-find-links \
+		-o requirements.lock pyproject.toml
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import logging
+import difflib
+import os
+import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tuangou.core.auth import Role
-from tuangou.core.config import Settings
+from tuangou.core.config import Settings, mask_url, unknown_variables
 
-app = typer.Typer(help="tuangou: group-buying with over-selling governance", no_args_is_help=True)
+app = typer.Typer(help="tuangou: group-buying with over-selling governance", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 db_app = typer.Typer(help="database schema")
 users_app = typer.Typer(help="accounts")
 bench_app = typer.Typer(help="benchmarks")
@@ -22,10 +28,99 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
 console = Console()
+err = Console(stderr=True)
+_debug = {"on": False}
 
 
 @app.callback()
+def main_options(debug: bool = typer.Option(False, "--debug", help="show tracebacks of failures")) -> None:
+    """Settings are checked before any command runs: a misspelled TUANGOU_* variable or an invalid
+    value stops here with one line, rather than running against a default."""
+    _debug["on"] = debug or _debug["on"]
+    check_environment()
+    compose_participants()
+
+
+def check_environment() -> Settings:
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        known = [f"TUANGOU_{n.upper()}" for n in Settings.model_fields]
+        hints = [f"{u}" + (f" (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, known, 1)) else "")
+                 for u in unknown]
+        fail(f"unknown setting {', '.join(hints)}", code=2)
+    from pydantic import ValidationError
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "TUANGOU_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        fail(f"invalid {name}: {first['msg']}", code=2)
+    raise AssertionError("unreachable")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an expected failure; the traceback is for --debug."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from tuangou.core.backup import BackupError
+    from tuangou.core.errors import DomainError
+    if isinstance(exc, DomainError):
+        return f"{exc.message} ({exc.code})"
+    if isinstance(exc, BackupError):
+        return str(exc)
+    if isinstance(exc, OperationalError | ProgrammingError):
+        orig = str(getattr(exc, "orig", exc)).strip().splitlines()
+        where = mask_url(Settings().database_url) if not unknown_variables(os.environ) else "the database"
+        return f"database error at {where}: {orig[0] if orig else type(exc).__name__}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''} (run with --debug for the traceback)"
+
+
 def main() -> None:
+    """The `tuangou` entry point: expected failures print one line and exit non-zero."""
+    if "--debug" in sys.argv[1:]:
+        _debug["on"] = True
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if _debug["on"]:
+            raise
+        err.print(f"[red]error:[/] {describe(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar; the callback takes (done, total)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, 1))
+        yield update
+        bar.update(task, completed=bar.tasks[0].total or 1, total=bar.tasks[0].total or 1)
+
+
+def _migrate(url: str) -> None:
+    from tuangou.core.migrate import upgrade
+    with progress_bar(f"migrating {mask_url(url)}") as step:
+        step(0, 1)
+        upgrade(url)
+        step(1, 1)
+
+
+def compose_participants() -> None:
     """Every command runs with the order participants composed (tuangou/composition.py)."""
     from tuangou.composition import compose
     compose()
@@ -34,10 +129,42 @@ def main() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to TUANGOU_DATABASE_URL."""
-    from tuangou.core.migrate import upgrade
     settings = Settings()
-    upgrade(settings.database_url)
-    console.print(f"[green]database at head[/]: {settings.database_url}")
+    _migrate(settings.database_url)
+    console.print(f"[green]database at head[/]: {mask_url(settings.database_url)}")
+
+
+@db_app.command("backup")
+def db_backup(to: Path = typer.Argument(None, help="file to write (default ./var/backups/tuangou-<time>.<ext>)")) -> None:
+    """A consistent backup while serving, with a .sha256 checksum and a .json manifest (rows, ledger sum)."""
+    from datetime import UTC, datetime
+
+    from tuangou.core import backup
+    url = Settings().database_url
+    if to is None:
+        ext = "sqlite" if url.startswith("sqlite") else "dump"
+        to = Path("var/backups") / f"tuangou-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{ext}"
+    with progress_bar(f"backing up {mask_url(url)}") as step:
+        m = backup.backup(url, to, step)
+    rows = sum(m.census.tables.values())
+    console.print(f"[green]backup written[/]: {to} ({m.bytes} bytes, {rows} rows in {len(m.census.tables)} tables, "
+                  f"ledger volume {m.census.ledger_volume_cents} cents) sha256 {m.sha256}", highlight=False, soft_wrap=True)
+
+
+@db_app.command("restore")
+def db_restore(source: Path = typer.Argument(..., help="a file written by `tuangou db backup`"),
+               yes: bool = typer.Option(False, "--yes", help="replace the current database without asking")) -> None:
+    """Replace TUANGOU_DATABASE_URL with a backup, after checking its checksum; then compare row counts
+    and the ledger with the backup's manifest."""
+    from tuangou.core import backup
+    url = Settings().database_url
+    backup.verify(source)
+    if not yes and not typer.confirm(f"replace the database at {mask_url(url)} with {source.name}?"):
+        fail("restore cancelled", code=1)
+    with progress_bar(f"restoring {source.name}") as step:
+        census = backup.restore(url, source, step)
+    console.print(f"[green]restored[/]: {sum(census.tables.values())} rows in {len(census.tables)} tables match "
+                  f"the manifest; ledger sum {census.ledger_sum_cents}", highlight=False)
 
 
 @users_app.command("create")
@@ -85,14 +212,26 @@ def bench_governance(merchants: int = 100, deals: int = 1000, db: str = "sqlite"
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGOU_PORT"), workers: int = 1,
           with_worker: bool = typer.Option(False, help="run the scheduled worker in this process")) -> None:
-    """Serve the API (uvicorn)."""
-    import os
+    """Serve the API (uvicorn); JSON logs with a request id, an access line per request."""
+    import socket
 
     import uvicorn
+
+    from tuangou.core.observability import logging_config
+    settings = Settings()
+    probe = socket.socket()
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    finally:
+        probe.close()
     if with_worker:
         os.environ["TUANGOU_RUN_WORKER_IN_PROCESS"] = "true"
     uvicorn.run("tuangou.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+                log_config=logging_config(settings.log_format, access=settings.access_log), access_log=False,
+                proxy_headers=True, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
 
 
 @app.command()
@@ -100,12 +239,13 @@ def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> No
     """Run the outbox relay and scheduled ticks until stopped."""
     from tuangou.core.clock import SystemClock
     from tuangou.core.db import Database
+    from tuangou.core.observability import configure_logging
     from tuangou.core.registry import load_models
     from tuangou.orders.gateway import SandboxGateway
     from tuangou.worker import Worker, job_context
-    logging.basicConfig(level=logging.INFO)
-    load_models()
     settings = Settings()
+    configure_logging(settings.log_format)
+    load_models()
     w = Worker(job_context(settings, Database.from_settings(settings), SystemClock(), SandboxGateway(), {}))
     if once:
         console.print(w.tick())
@@ -155,11 +295,14 @@ def simulate(stores: int = 50, days: int = 2, seed: int = 1,
 @app.command()
 def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: bool = typer.Option(True, "--serve/--no-serve")) -> None:
     """Migrate the embedded database, load demo data, print the accounts and serve."""
-    from tuangou.core.migrate import upgrade
     from tuangou.demo import load_demo
+    # a person reads this terminal: text logs without a line per request, unless asked for
+    os.environ.setdefault("TUANGOU_LOG_FORMAT", "text")
+    os.environ.setdefault("TUANGOU_ACCESS_LOG", "false")
     settings = Settings()
-    upgrade(settings.database_url)
-    accounts = load_demo(settings)
+    _migrate(settings.database_url)
+    with progress_bar("loading demo data") as step:
+        accounts = load_demo(settings, step)
     table = Table(title="demo accounts (password for all: demo-pass-1)")
     for col in ("role", "email", "what"):
         table.add_column(col)
@@ -168,10 +311,9 @@ def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: boo
     console.print(table)
     console.print(f"API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs")
     if serve_after:
-        import os
         os.environ["TUANGOU_DEMO_MODE"] = "true"  # the sign-in page may show the demo accounts
         serve(port=port, with_worker=True)
 
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -32,16 +33,17 @@ EXAM = [  # the compliance exam a merchant under traffic limits takes (seed 000)
 ]
 
 
-def load_demo(settings: Settings) -> list[tuple[str, str, str]]:
+def load_demo(settings: Settings, step: Callable[[int, int], None] | None = None) -> list[tuple[str, str, str]]:
+    """`step(done, total)` follows the merchants being set up (a progress bar in the CLI)."""
     load_models()
     db = Database.from_settings(settings)
     try:
-        return _load(db)
+        return _load(db, step or (lambda _done, _total: None))
     finally:
         db.dispose()
 
 
-def _load(db: Database) -> list[tuple[str, str, str]]:
+def _load(db: Database, step: Callable[[int, int], None]) -> list[tuple[str, str, str]]:
     made = [("ops", "ops@demo.tuangou", "platform operations")]
     uow = UnitOfWork(db)
     with uow:
@@ -67,6 +69,7 @@ def _load(db: Database) -> list[tuple[str, str, str]]:
                 bp = Principal(b.id, Role.BUYER)
                 order, _ = orders.place_order(uow, bp, deal.id, 1, f"demo-{deal.id}-{b.id}")
                 orders.pay_order(uow, bp, order.id, "demo", gateway)
+            step(i, len(SHOPS))
     made += [("merchant", f"merchant{i}@demo.tuangou", s[0]) for i, s in enumerate(SHOPS, start=1)]
     made += [("buyer", f"buyer{i}@demo.tuangou", "buyer") for i in (1, 2, 3)]
     return made

@@ -21,7 +21,20 @@ def job_context(settings: Settings, db: Database, clock: Clock, gateway: Any, ex
     compose()
     merged = {"payment_gateway": gateway, **extras}
     merged.setdefault("http", httpx.Client(timeout=settings.webhook_timeout_seconds))
+    merged.setdefault("phone_channels", phone_channels(settings, merged["http"]))
     return JobContext(db=db, clock=clock, settings=settings, extras=merged)
+
+
+def phone_channels(settings: Settings, http: httpx.Client) -> dict[str, Any]:
+    """The phone channels by name: real adapters where configured, the sandbox otherwise (demo, tests)."""
+    from tuangou.notify.channels import HttpChannel, SandboxChannel, WeChatTemplateChannel
+    return {
+        "sms": HttpChannel(http, settings.sms_gateway_url, settings.secret_key) if settings.sms_gateway_url
+        else SandboxChannel(),
+        "wechat": WeChatTemplateChannel(http, settings.wechat_template_url, settings.wechat_template_id)
+        if settings.wechat_template_url else SandboxChannel(),
+        "http": HttpChannel(http),  # the user's own push URL
+    }
 
 
 class Worker:

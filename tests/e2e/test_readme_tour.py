@@ -68,3 +68,8 @@ def test_readme_tour_runs_as_written(demo_server):
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out
+    # monitoring: a yellow and a red (paused) line, resumed; the probes answer
+    assert '"line":"beverage/Beijing","level":"yellow","paused":false' in out
+    assert '"line":"bakery/Beijing","level":"red","paused":true' in out
+    assert '{"category":"bakery","city":"Beijing","level":"red","paused":false}' in out
+    assert '"status":"ready"' in out and "tuangou_paid_total" in out

@@ -12,7 +12,7 @@ from tuangou.composition import compose
 from tuangou.core.config import Settings
 from tuangou.orders.participants import NotComposed, Registry, registry
 
-EXPECTED = ["merchants.intake", "disputes.coupon", "campaigns.join", "governance.red_line"]
+EXPECTED = ["monitoring.line_pause", "merchants.intake", "disputes.coupon", "campaigns.join", "governance.red_line"]
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_the_worker_installs_every_participant(empty_registry, tmp_path):
 
 def test_every_cli_command_runs_with_every_participant(empty_registry):
     from tuangou import cli
-    cli.main()
+    cli.compose_participants()
     assert empty_registry.names() == EXPECTED
 
 

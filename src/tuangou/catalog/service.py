@@ -32,7 +32,7 @@ from tuangou.catalog.counters import (
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 
@@ -482,7 +482,7 @@ def apply_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, allow_below_
 
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------
 
-def deal_facts(uow: UnitOfWork, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
+def deal_facts(uow: InTransaction, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
     """Inside an open unit of work: plain facts of a deal and its store (`lock`: hold the deal row
     until commit, so changes derived from the deal's inputs are made one at a time)."""
     q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).where(Deal.id == deal_id)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# TUANGOU_* variables read outside Settings (CLI options, tests, benchmarks): known, so not refused
+OTHER_VARIABLES = frozenset({"TUANGOU_PORT", "TUANGOU_DB_POOL_SIZE", "TUANGOU_TEST_POSTGRES_URL",
+                             "TUANGOU_TEST_REDIS_URL", "TUANGOU_BENCH_POSTGRES_URL", "TUANGOU_BENCH_RESERVE"})
 
 
 class Settings(BaseSettings):
@@ -25,3 +33,49 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # shared rate-limit counters across API processes
     rate_limit: str | None = None  # per caller, e.g. "20/second"; off when unset
     demo_mode: bool = False  # `tuangou demo`: the sign-in page shows the demo accounts
+    log_format: str = "json"  # json (one object per line, with the request id) or text
+    access_log: bool = True  # one line per HTTP request
+    expect_worker: bool = True
+    # phone channels; unset: a sandbox keeps the messages (demo). SMS goes through an HTTP gateway.
+    sms_gateway_url: str | None = None
+    wechat_template_url: str | None = None  # e.g. …/cgi-bin/message/template/send?access_token=…
+    wechat_template_id: str = ""  # /readyz fails when no worker has beaten its heart within a minute
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
+        return value
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _sync_mode(cls, value: str) -> str:
+        if value.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError("must be OFF, NORMAL, FULL or EXTRA")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("json", "text"):
+            raise ValueError("must be json or text")
+        return value
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """TUANGOU_* names that no setting reads: most likely typos (TUANGOU_DATABSE_URL)."""
+    known = {f"TUANGOU_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    return sorted(k for k in environ if k.upper().startswith("TUANGOU_") and k.upper() not in known)
+
+
+def mask_url(url: str) -> str:
+    """A database or Redis URL with its password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -27,7 +27,10 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:  # refusals by code: sold_out, cap_exceeded, business_line_paused, …
+            metrics.refusal(exc.code)
         return problem(exc.status, exc.code, exc.message, **exc.extra)
 
     @app.exception_handler(RequestValidationError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from tuangou.core.clock import Clock
 from tuangou.core.config import Settings
 from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.leases import try_acquire
+from tuangou.core.observability import request_id
 
 log = logging.getLogger("tuangou.jobs")
 LEASE = timedelta(seconds=30)
@@ -25,6 +27,7 @@ class JobContext:
     settings: Settings
     extras: dict[str, Any] = field(default_factory=dict)
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    durations: dict[str, float] = field(default_factory=dict)  # job -> seconds of its last run (for /metrics)
 
 
 def run_all(ctx: JobContext, only: list[str] | None = None) -> dict[str, Any]:
@@ -42,9 +45,14 @@ def run_all(ctx: JobContext, only: list[str] | None = None) -> dict[str, Any]:
             if not try_acquire(uow.session, f"job:{name}", ctx.holder, uow.now, LEASE):
                 continue
             uow.commit()
+        started = time.perf_counter()
+        token = request_id.set(f"job-{name}-{os.urandom(4).hex()}")  # log lines of one job run share an id
         try:
             results[name] = module.run_due(ctx)
         except Exception:  # one failing job must not stop the others
             log.exception("job %s failed", name)
             results[name] = "failed"
+        finally:
+            request_id.reset(token)
+        ctx.durations[name] = round(time.perf_counter() - started, 4)
     return results

@@ -1,20 +1,38 @@
-"""Run Alembic migrations programmatically (CLI, demo, tests)."""
+"""Run Alembic migrations programmatically (CLI, demo, tests).
+
+The migrations ship inside the wheel (`tuangou/_migrations`, see pyproject's force-include); a source
+checkout uses the repository's `migrations/` folder.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 ROOT = Path(__file__).resolve().parents[3]
+PACKAGED = Path(__file__).resolve().parents[1] / "_migrations"
+
+
+def script_location() -> Path:
+    return PACKAGED if (PACKAGED / "env.py").exists() else ROOT / "migrations"
 
 
 def alembic_config(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location()))
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["url"] = url
     return cfg
+
+
+@cache
+def heads() -> frozenset[str]:
+    """The revisions a database at head carries."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
 def upgrade(url: str) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from tuangou.core.http import Auth, Ops, ReadUoW, UoW
-from tuangou.notify import service
+from tuangou.notify import phone, service
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
@@ -54,3 +54,25 @@ def deliveries(endpoint_id: int, p: Auth, uow: ReadUoW) -> dict[str, Any]:
 @router.post("/webhooks/{endpoint_id}/replay", summary="Ops: retry dead deliveries")
 def replay(endpoint_id: int, p: Ops, uow: UoW) -> dict[str, int]:
     return {"requeued": service.replay_dead(uow, p, endpoint_id)}
+
+
+class PhoneChoice(BaseModel):
+    channel: str = Field(description="sms | wechat | http")
+    address: str = Field(max_length=500, description="phone number, WeChat openid, or URL for http")
+    kinds: list[str] | None = Field(default=None, description="notification kinds sent to the phone; "
+                                    "default: red_line_warning, sold_out, stock_suggestion, dispute_opened, …")
+
+
+@router.get("/me/phone", summary="Where my urgent notifications go besides the inbox")
+def get_phone(p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return phone.get_settings(uow, p)
+
+
+@router.put("/me/phone", summary="Send chosen kinds of notification to my phone (SMS, WeChat or HTTP)")
+def set_phone(body: PhoneChoice, p: Auth, uow: UoW) -> dict[str, Any]:
+    return phone.set_settings(uow, p, body.channel, body.address, body.kinds)
+
+
+@router.get("/me/phone/deliveries", summary="Phone messages sent (or being retried) to me")
+def phone_deliveries(p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return {"items": phone.my_deliveries(uow, p), "next_cursor": None}

@@ -54,3 +54,47 @@ class WebhookDelivery(Base):
 
     __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),
                       Index("ix_deliveries_due", "status", "next_attempt_at"))
+
+
+class PhoneSettings(Base):
+    """Where a user's phone messages go and which kinds of notification are sent there."""
+
+    __tablename__ = "phone_settings"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))  # sms | wechat | http
+    address: Mapped[str] = mapped_column(String(500))  # phone number, WeChat openid or URL
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PhoneDelivery(Base):
+    """One inbox notification on its way to a phone: retried until sent, sent at most once."""
+
+    __tablename__ = "phone_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(Integer, unique=True)  # one phone message per notification
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(48))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_phone_deliveries_due", "status", "next_attempt_at"),)
+
+
+class NotifyCursor(Base):
+    """How far the phone router has read the notifications (the id of the last one routed)."""
+
+    __tablename__ = "notify_cursors"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,3 +38,38 @@ def backoff(attempts: int, base_s: int = 2, ceiling_s: int = 3600) -> timedelta:
 
 def wants(event_types: list[str], event_type: str) -> bool:
     return "*" in event_types or event_type in event_types
+
+
+# ---- phone messages -------------------------------------------------------------------------------
+
+# what reaches a phone unless its owner chooses otherwise (seed 000: the red line, sold-out and the 08:00
+# suggestion "on the merchant's phone"; disputes waiting for the merchant's response; a paused business line)
+DEFAULT_PHONE_KINDS = ("red_line_warning", "sold_out", "stock_suggestion", "dispute_opened", "dispute_escalated",
+                       "line_paused")
+PHONE_CHANNELS = ("sms", "wechat", "http")
+
+
+class PhoneStatus(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt
+    SENT = "sent"  # the channel accepted it
+    DEAD = "dead"  # gave up after the last attempt
+
+
+def phone_text(title: str, body: str, limit: int = 280) -> str:
+    """One short text for SMS-like channels: the title, then as much of the body as fits."""
+    text = f"{title} {body}".strip() if body else title
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def phone_problem(channel: str, address: str, kinds: list[str]) -> str | None:
+    if channel not in PHONE_CHANNELS:
+        return f"channel must be one of {', '.join(PHONE_CHANNELS)}"
+    if channel == "sms" and not (address.lstrip("+").isdigit() and 6 <= len(address.lstrip("+")) <= 15):
+        return "an SMS address is a phone number, e.g. +8613800138000"
+    if channel == "http" and not address.startswith(("http://", "https://")):
+        return "an http address is an http(s) URL"
+    if not address.strip():
+        return "address is required"
+    if any(not k or len(k) > 48 for k in kinds):
+        return "kinds are notification kinds such as sold_out"
+    return None
