@@ -28,6 +28,7 @@ from tuangou.core.outbox import record_event
 from tuangou.disputes import rules
 from tuangou.disputes.models import Coupon, RecoveryClaim
 from tuangou.notify import service as notify
+from tuangou.orders import rules as order_rules
 
 COUPONS = "platform:coupons"  # face value of fixed coupons issued and not yet used
 MARKETING = "platform:marketing"  # pays for promotion coupons
@@ -147,7 +148,7 @@ def refund_share(uow: InTransaction, order_id: int, quantity: int, refunded_befo
         return 0
     if refunded_before == 0 and refunded_now == quantity:
         return restore(uow, order_id)
-    share = rules.coupon_share(c.discount_cents, quantity, refunded_before, refunded_now)
+    share = order_rules.coupon_share(c.discount_cents, quantity, refunded_before, refunded_now)
     if share:
         ledger.post(uow.session, "coupon_share_returned", [(ledger.ESCROW, -share), (_account(c.origin), share)],
                     uow.now, ref=f"order:{order_id}")

@@ -22,6 +22,13 @@ class CouponAtCheckout(OrderParticipant):
                                     order_id=placing.order_id, merchant_id=placing.snapshot.merchant_id,
                                     order_cents=placing.plan.amount_cents)
 
+    def wants_refund(self, order: order_rules.OrderSnapshot) -> bool:
+        return bool(order.extra.get("coupon_code"))
+
+    def on_refund(self, tx: InTransaction, order: order_rules.OrderSnapshot, refunded_before: int,
+                  refunded_now: int) -> int:
+        return service.coupon_refund_share(tx, order.id, order.quantity, refunded_before, refunded_now)
+
     def wants_ended(self, order: order_rules.OrderSnapshot) -> bool:
         return bool(order.extra.get("coupon_code"))
 

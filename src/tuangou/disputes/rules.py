@@ -250,17 +250,6 @@ def coupon_discount(terms: CouponTerms, order_cents: int) -> int:
     return max(0, min(off, order_cents))
 
 
-def coupon_share(discount: int, quantity: int, refunded_before: int, refunded_now: int) -> int:
-    """The part of an order's coupon discount that belongs to `refunded_now` vouchers.
-
-    Cumulative, so successive partial refunds add up to exactly `discount` once all are refunded.
-    """
-    if quantity <= 0:
-        return 0
-    after = refunded_before + refunded_now
-    return discount * after // quantity - discount * refunded_before // quantity
-
-
 # ---- stacking -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -61,6 +61,16 @@ class OrderParticipant:
     def on_paid(self, tx: InTransaction, order: rules.OrderSnapshot) -> None:
         return None
 
+    def wants_refund(self, order: rules.OrderSnapshot) -> bool:
+        """Vouchers of a paid order are being refunded."""
+        return False
+
+    def on_refund(self, tx: InTransaction, order: rules.OrderSnapshot, refunded_before: int,
+                  refunded_now: int) -> int:
+        """Take back what this participant put in; returns cents of the refund that are not the
+        buyer's cash (a coupon's share goes back to the coupon, not to the buyer)."""
+        return 0
+
     def wants_ended(self, order: rules.OrderSnapshot) -> bool:
         """An unpaid order ended (cancelled, expired): give back what on_placing took."""
         return False

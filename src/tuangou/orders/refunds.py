@@ -14,11 +14,11 @@ from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_d
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.money import yuan
 from tuangou.core.outbox import record_event
-from tuangou.disputes import rules as coupon_rules
 from tuangou.notify import service as notify
 from tuangou.orders import rules, views
 from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
 from tuangou.orders.models import Order, Refund, Voucher
+from tuangou.orders.participants import registry
 
 REFUNDS_PAYABLE = "platform:refunds_payable"
 
@@ -90,10 +90,10 @@ def refund_in_uow(uow: InTransaction, order: Order | int, codes: list[str] | Non
             return 0
         raise Conflict("nothing left to refund", code="not_refundable")
     amount = sum(v.price_cents for v in refunded)
-    if (order.extra or {}).get("coupon_code"):
-        # the coupon's part of these vouchers is not the buyer's cash: it goes back to the coupon
-        from tuangou.disputes import service as disputes
-        amount -= disputes.coupon_refund_share(uow, order.id, order.quantity, refunded_before, len(refunded))
+    snap = views.snapshot_of(order)
+    for p in registry.items:  # a coupon's part of these vouchers is not the buyer's cash
+        if p.wants_refund(snap):
+            amount -= p.on_refund(uow, snap, refunded_before, len(refunded))
     catalog.release_sold(uow, order.deal_id, order.buckets, len(refunded))
     views.uncount(uow, order, len(refunded))
     if source != ledger.ESCROW:
@@ -128,7 +128,7 @@ def refund_for_dispute(uow: UnitOfWork, order_id: int, reason: str, key: str, so
     redeemed = list(uow.session.scalars(select(Voucher.price_cents).where(
         Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.REDEEMED)))
     discount = int((order.extra or {}).get("coupon_discount_cents", 0))
-    advanced = max(0, sum(redeemed) - coupon_rules.coupon_share(discount, order.quantity, 0, len(redeemed)))
+    advanced = max(0, sum(redeemed) - rules.coupon_share(discount, order.quantity, 0, len(redeemed)))
     if advanced:
         owe_refund(uow, order, advanced, f"{key}:redeemed", (order.extra or {}).get("charge_ref", ""), reason,
                     source)

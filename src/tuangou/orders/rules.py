@@ -67,6 +67,17 @@ def refund_backoff(attempts: int, base_seconds: int = 5, ceiling_seconds: int = 
     return timedelta(seconds=min(ceiling_seconds, base_seconds * 2 ** max(0, attempts - 1)))
 
 
+def coupon_share(discount: int, quantity: int, refunded_before: int, refunded_now: int) -> int:
+    """The part of an order's coupon discount that belongs to `refunded_now` vouchers.
+
+    Cumulative, so successive partial refunds add up to exactly `discount` once all are refunded.
+    """
+    if quantity <= 0:
+        return 0
+    after = refunded_before + refunded_now
+    return discount * after // quantity - discount * refunded_before // quantity
+
+
 def settled_status(voucher_statuses: list[str]) -> OrderStatus | None:
     """The final status of a paid order once no voucher is still issued, else None."""
     if not voucher_statuses or VoucherStatus.ISSUED in voucher_statuses:
