@@ -77,8 +77,8 @@ def simulate(uow: UnitOfWork, actor: Principal, shipment_id: int, scenario: str)
         temp = (s.temp_min_c, s.temp_max_c) if s.temp_min_c is not None and s.temp_max_c is not None else None
         events = stream(s.tracking_number, uow.now - timedelta(hours=8), scenario, home=home, temp_range=temp)
         events = [e for e in events if e.occurred_at <= uow.now]
-        secret, number = (carrier.secret if carrier else ""), s.tracking_number
+        secret, number, code = (carrier.secret if carrier else ""), s.tracking_number, s.carrier
     body = body_of(events)
     ts = int(uow.clock.now().timestamp())
-    result = tracking.ingest(uow, s.carrier, body, signing.signature(secret, ts, body), events)
+    result = tracking.ingest(uow, code, body, signing.signature(secret, ts, body), events)
     return {"shipment_id": shipment_id, "tracking_number": number, "scenario": scenario, **result}
