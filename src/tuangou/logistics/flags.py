@@ -50,10 +50,19 @@ def check_reuse(uow: UnitOfWork, s: Shipment) -> bool:
                       {"other_shipments": [i for i, _ in others], "other_orders": [o for _, o in others]})
 
 
-def check_first_scans(uow: UnitOfWork, batch: int = 2000) -> dict[str, int]:
+def check_first_scans(uow: UnitOfWork, batch: int = 2000, max_batches: int = 200) -> dict[str, int]:
     """Shipments whose first-scan time has come: no scan -> flag; a first scan far from the warehouse
-    -> flag. Each shipment is checked once (scan_checked), so the tick stays cheap with many open parcels."""
+    -> flag. Each shipment is checked once (scan_checked), so the tick stays cheap with many open
+    parcels; batches of `batch`, one transaction each, until none is left."""
     counts = {"checked": 0, "flagged": 0}
+    for _ in range(max_batches):
+        done = _check_batch(uow, batch, counts)
+        if done < batch:
+            break
+    return counts
+
+
+def _check_batch(uow: UnitOfWork, batch: int, counts: dict[str, int]) -> int:
     with uow:
         policy = current_policy(uow)
         due = list(uow.session.scalars(select(Shipment).where(
@@ -61,18 +70,15 @@ def check_first_scans(uow: UnitOfWork, batch: int = 2000) -> dict[str, int]:
             .limit(batch)))
         scanned = list(uow.session.scalars(select(Shipment).where(
             Shipment.scan_checked.is_(False), Shipment.first_scan_at.is_not(None)).limit(batch)))
-        seen: set[int] = set()
         places = {w.id: (w.lat, w.lon) for w in uow.session.scalars(select(Warehouse).where(Warehouse.id.in_(
             {s.warehouse_id for s in due + scanned if s.warehouse_id is not None})))}
-        for s in due + scanned:
-            if s.id in seen:
-                continue
-            seen.add(s.id)
-            if not uow.session.execute(update(Shipment).where(Shipment.id == s.id, Shipment.scan_checked.is_(False))
-                                       .values(scan_checked=True)).rowcount:  # type: ignore[attr-defined]
-                continue
+        unique = list({s.id: s for s in due + scanned}.values())
+        for i in range(0, len(unique), 500):
+            uow.session.execute(update(Shipment).where(Shipment.id.in_([s.id for s in unique[i:i + 500]]))
+                                .values(scan_checked=True))
+        for s in unique:
             counts["checked"] += 1
-            if s.status in (S.VOIDED, S.LABEL_PENDING):
+            if s.status in (S.VOIDED, S.LABEL_PENDING, S.REROUTED):
                 continue
             if s.first_scan_at is None or (s.scan_due_at is not None and s.first_scan_at > s.scan_due_at):
                 counts["flagged"] += raise_flag(
@@ -90,7 +96,7 @@ def check_first_scans(uow: UnitOfWork, batch: int = 2000) -> dict[str, int]:
                     f"{s.carrier} {s.tracking_number}: first scan {km} km from the ship-from warehouse "
                     f"(more than {policy.far_first_scan_km} km)", {"km": km, "warehouse_id": s.warehouse_id})
         uow.commit()
-    return counts
+        return max(len(due), len(scanned))
 
 
 def _flag_view(f: Flag) -> dict[str, Any]:

@@ -322,3 +322,32 @@ def performance(orders: list[OrderRecord], shipments: list[ShipmentRecord], now:
     return [_rate("late_shipment_rate", late, len(due), policy.late_shipment_target_bps),
             _rate("pre_fulfilment_cancel_rate", cancelled, len(window), policy.cancel_rate_target_bps), valid,
             _rate("order_defect_rate", defects, len(window), policy.defect_rate_target_bps)]
+
+
+@dataclass(frozen=True)
+class RateCounts:
+    """One merchant's window as counts (what the daily warning needs, summed in the database)."""
+
+    orders: int
+    due: int
+    late: int
+    cancelled: int
+    defects: int
+    checked: int
+    invalid: int
+
+
+def off_target(c: RateCounts, policy: LogisticsPolicy) -> list[tuple[str, int]]:
+    """(metric, rate in basis points) of every rate that misses its target."""
+    def bps(n: int, d: int) -> int:
+        return round(n * 10000 / d) if d else 0
+    out = []
+    if c.due and bps(c.late, c.due) >= policy.late_shipment_target_bps:
+        out.append(("late_shipment_rate", bps(c.late, c.due)))
+    if c.orders and bps(c.cancelled, c.orders) >= policy.cancel_rate_target_bps:
+        out.append(("pre_fulfilment_cancel_rate", bps(c.cancelled, c.orders)))
+    if c.checked and 10000 - bps(c.invalid, c.checked) < policy.valid_tracking_target_bps:
+        out.append(("valid_tracking_rate", 10000 - bps(c.invalid, c.checked)))
+    if c.orders and bps(c.defects, c.orders) >= policy.defect_rate_target_bps:
+        out.append(("order_defect_rate", bps(c.defects, c.orders)))
+    return out
