@@ -9,11 +9,12 @@ one UPDATE for orders whose every parcel is signed for.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, bindparam, case, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Float, Integer, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tuangou.core.db import UnitOfWork, UTCDateTime, retry_on_deadlock
@@ -88,12 +89,47 @@ def _store(uow: UnitOfWork, carrier: str, events: list[rules.CarrierEvent]) -> l
             for e in unique.values()]
     if not rows:
         return []
-    table: Any = TrackingEvent.__table__
-    insert = pg_insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=["carrier", "tracking_number", "event_id"]) \
-        .returning(table.c.tracking_number, table.c.event_id)
-    stored = uow.session.execute(stmt, rows).all()
+    if uow.session.get_bind().dialect.name == "postgresql":
+        stored = uow.session.execute(PG_INSERT, {"rows": _json(rows)}).all()
+    else:
+        table: Any = TrackingEvent.__table__
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["carrier", "tracking_number", "event_id"]) \
+            .returning(table.c.tracking_number, table.c.event_id)
+        stored = uow.session.execute(stmt, rows).all()
     return [unique[(n, i)] for n, i in stored]
+
+
+# PostgreSQL: one statement reading the rows from one JSON parameter (jsonb_to_recordset), instead of a
+# 12,000-placeholder VALUES list psycopg parses again for every request or arrays it escapes element by
+# element in Python (measured: each took most of the time per batch).
+PG_INSERT = text("""
+INSERT INTO logistics_events (carrier, tracking_number, event_id, kind, occurred_at, received_at, lat, lon,
+                              temperature_c, location, detail)
+SELECT carrier, tracking_number, event_id, kind, occurred_at, received_at, lat, lon, temperature_c, location, detail
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(carrier text, tracking_number text, event_id text, kind text,
+     occurred_at timestamptz, received_at timestamptz, lat float8, lon float8, temperature_c float8, location text,
+     detail text)
+ON CONFLICT (carrier, tracking_number, event_id) DO NOTHING RETURNING tracking_number, event_id""")
+PG_FOLD = text("""
+UPDATE logistics_shipments AS t SET
+  first_scan_at = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
+                       THEN v.b_fs ELSE t.first_scan_at END,
+  first_scan_lat = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
+                        THEN v.b_lat ELSE t.first_scan_lat END,
+  first_scan_lon = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
+                        THEN v.b_lon ELSE t.first_scan_lon END,
+  last_event_at = GREATEST(t.last_event_at, v.b_last),
+  delivered_at = LEAST(t.delivered_at, v.b_dlv),
+  excursion_at = LEAST(t.excursion_at, v.b_exc),
+  exception_at = GREATEST(t.exception_at, v.b_ex)
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(b_id integer, b_fs timestamptz, b_lat float8, b_lon float8,
+     b_last timestamptz, b_dlv timestamptz, b_exc timestamptz, b_ex timestamptz)
+WHERE t.id = v.b_id""")  # GREATEST/LEAST ignore NULLs in PostgreSQL
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v),
+                      separators=(",", ":"))
 
 
 def _later(col: Any, new: Any) -> Any:
@@ -122,18 +158,21 @@ def _fold(uow: UnitOfWork, fresh: list[rules.CarrierEvent],
     if not params:
         return set()
     t: Any = Shipment.__table__
-    when = UTCDateTime()
-    fs = bindparam("b_fs", type_=when)
-    first_is_new = and_(fs.is_not(None), or_(t.c.first_scan_at.is_(None), t.c.first_scan_at > fs))
-    stmt = update(t).where(t.c.id == bindparam("b_id", type_=Integer)).values(
-        first_scan_at=_earlier(t.c.first_scan_at, fs),
-        first_scan_lat=case((first_is_new, bindparam("b_lat", type_=Float)), else_=t.c.first_scan_lat),
-        first_scan_lon=case((first_is_new, bindparam("b_lon", type_=Float)), else_=t.c.first_scan_lon),
-        last_event_at=_later(t.c.last_event_at, bindparam("b_last", type_=when)),
-        delivered_at=_earlier(t.c.delivered_at, bindparam("b_dlv", type_=when)),
-        excursion_at=_earlier(t.c.excursion_at, bindparam("b_exc", type_=when)),
-        exception_at=_later(t.c.exception_at, bindparam("b_ex", type_=when)))
-    uow.session.connection().execute(stmt, params)
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(PG_FOLD, {"rows": _json(params)})
+    else:
+        when = UTCDateTime()
+        fs = bindparam("b_fs", type_=when)
+        first_is_new = and_(fs.is_not(None), or_(t.c.first_scan_at.is_(None), t.c.first_scan_at > fs))
+        stmt = update(t).where(t.c.id == bindparam("b_id", type_=Integer)).values(
+            first_scan_at=_earlier(t.c.first_scan_at, fs),
+            first_scan_lat=case((first_is_new, bindparam("b_lat", type_=Float)), else_=t.c.first_scan_lat),
+            first_scan_lon=case((first_is_new, bindparam("b_lon", type_=Float)), else_=t.c.first_scan_lon),
+            last_event_at=_later(t.c.last_event_at, bindparam("b_last", type_=when)),
+            delivered_at=_earlier(t.c.delivered_at, bindparam("b_dlv", type_=when)),
+            excursion_at=_earlier(t.c.excursion_at, bindparam("b_exc", type_=when)),
+            exception_at=_later(t.c.exception_at, bindparam("b_ex", type_=when)))
+        uow.session.connection().execute(stmt, params)
     ids = sorted({p["b_id"] for p in params})
     status = case((and_(t.c.excursion_at.is_not(None), or_(t.c.delivered_at.is_(None),
                                                              t.c.excursion_at <= t.c.delivered_at)), S.EXCURSION.value),
@@ -147,15 +186,20 @@ def _fold(uow: UnitOfWork, fresh: list[rules.CarrierEvent],
 
 
 def _deliver_orders(uow: UnitOfWork, order_ids: list[int]) -> None:
-    """An order is delivered when every unit shipped and no parcel of it is still on its way."""
-    r: Any = ShippingOrder.__table__
+    """An order is delivered when every unit shipped and no parcel of it is still on its way; its
+    delivery time is the last parcel's signature. One grouped read, then one executemany."""
     s: Any = Shipment.__table__
-    on_way = exists().where(s.c.order_id == r.c.order_id, s.c.status.in_(
-        (S.LABEL_PENDING, S.AWAITING_SCAN, S.IN_TRANSIT, S.EXCURSION)))
-    signed = select(func.max(s.c.delivered_at)).where(s.c.order_id == r.c.order_id,
-                                                       s.c.status == S.DELIVERED).scalar_subquery()
+    on_way = func.sum(case((s.c.status.in_((S.LABEL_PENDING, S.AWAITING_SCAN, S.IN_TRANSIT, S.EXCURSION)), 1),
+                           else_=0))
+    done = []
     for i in range(0, len(order_ids), CHUNK):
-        uow.session.execute(update(r).where(r.c.order_id.in_(order_ids[i:i + CHUNK]),
-                                            r.c.status == rules.OrderShipping.SHIPPED, ~on_way)
-                            .values(status=rules.OrderShipping.DELIVERED.value, delivered_at=signed))
-
+        rows = uow.session.execute(select(s.c.order_id, func.max(s.c.delivered_at), on_way).where(
+            s.c.order_id.in_(order_ids[i:i + CHUNK]), s.c.status != S.VOIDED).group_by(s.c.order_id))
+        done += [{"b_order": o, "b_at": at} for o, at, waiting in rows if not waiting and at is not None]
+    if done:
+        r: Any = ShippingOrder.__table__
+        uow.session.connection().execute(
+            update(r).where(r.c.order_id == bindparam("b_order", type_=Integer),
+                            r.c.status == rules.OrderShipping.SHIPPED)
+            .values(status=rules.OrderShipping.DELIVERED.value, delivered_at=bindparam("b_at", type_=UTCDateTime())),
+            done)
