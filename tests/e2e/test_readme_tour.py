@@ -67,3 +67,9 @@ def test_readme_tour_runs_as_written(demo_server):
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out
+    # logistics: duplicates counted, forged signature refused, a fake shipment confirmed, the SLA compensates,
+    # a paused clock, a spoiled parcel replaced from the backup warehouse
+    assert '"stored":0,"duplicates":3' in out and '"code":"bad_signature"' in out
+    assert '"kind":"fake_shipment","points":10' in out and '"paused_minutes":1440,"paused_orders":1' in out
+    assert '{"status":"cancelled","compensation_cents":1170}' in out
+    assert '"status":"replaced"' in out and '"status":"label_pending"' in out and '"reason":"cold_chain"' in out
