@@ -14,7 +14,7 @@ from tests.integration.disputes_support import assert_ledger_consistent
 from tests.integration.logistics_support import carrier, goods_deal, later, ship, shipping
 from tuangou.core.db import UnitOfWork
 from tuangou.disputes.models import RecoveryClaim
-from tuangou.logistics import sla
+from tuangou.logistics import service, sla
 from tuangou.merchants import service as merchants
 from tuangou.merchants.models import Violation
 from tuangou.orders.models import Refund
@@ -162,3 +162,19 @@ def test_a_rejected_exception_changes_nothing(stage):
     stage.client.post(f"/api/v1/logistics-exceptions/{r.json()['id']}/reject", headers=stage.ops,
                       json={"reason": "the road was open"})
     assert shipping(stage, buyer, order["id"])["ship_by"] == due
+
+
+def test_the_paying_transaction_can_start_the_clock_once(stage):
+    # given a paid goods order and a paid voucher order
+    _, merchant, buyer, order = _order(stage)
+    voucher = stage.paid_order(stage.buyer(), stage.deal(merchant, stage.store(merchant)))
+    # when the order path calls on_order_paid (twice: a retried transaction)
+    with UnitOfWork(stage.db, stage.clock) as uow:
+        first = service.on_order_paid(uow, order["id"])
+        second = service.on_order_paid(uow, order["id"])
+        not_goods = service.on_order_paid(uow, voucher["id"])
+        uow.commit()
+    # then the clock started once and the scan finds nothing more to do
+    assert (first, second, not_goods) == (True, False, False)
+    assert stage.tick("logistics")["logistics"]["tracked"] == 0
+    assert shipping(stage, buyer, order["id"])["status"] == "awaiting_shipment"

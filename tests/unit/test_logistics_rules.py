@@ -35,7 +35,8 @@ def test_the_deadline_is_48_hours_per_category_and_a_group_buy_waits_for_its_del
 
 @pytest.mark.parametrize("bad", [{"nope": 1}, {"compensation_bps": -1}, {"compensation_bps": 10001},
                                  {"compensation_min_cents": 60000}, {"ship_within_minutes": True},
-                                 {"ship_within_minutes_by_category": [1]}])
+                                 {"ship_within_minutes_by_category": [1]},
+                                 {"ship_within_minutes_by_category": {"moon": 1}}])
 def test_nonsense_policies_are_refused(bad):
     with pytest.raises(ValueError):
         rules.policy_from_dict(bad)

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from tuangou.catalog.rules import Category
+
 
 class OrderShipping(StrEnum):
     """Where a paid goods order stands with shipping (the order-visible `shipped`/`delivered`)."""
@@ -113,6 +115,9 @@ def policy_from_dict(data: dict[str, Any], base: LogisticsPolicy | None = None) 
         if name == "ship_within_minutes_by_category":
             if not isinstance(value, dict):
                 raise ValueError("ship_within_minutes_by_category maps a category to minutes")
+            unknown_categories = set(value) - set(Category.__members__.values())
+            if unknown_categories:
+                raise ValueError(f"unknown categories: {', '.join(sorted(map(str, unknown_categories)))}")
             changes[name] = {str(k): _count(f"{name}.{k}", v) for k, v in value.items()}
         else:
             changes[name] = _count(name, value)
