@@ -38,9 +38,14 @@ def is_goods(uow: UnitOfWork, deal_id: int, cache: dict[int, dict[str, Any]] | N
     return facts if facts["kind"] == catalog_rules.DealKind.GOODS else None
 
 
+def deadline(uow: UnitOfWork, paid_at: datetime, deal: dict[str, Any], policy: rules.LogisticsPolicy) -> datetime:
+    """When a paid order of this goods deal must ship (a group-buy's line: by its delivery time at the latest)."""
+    return rules.ship_deadline(paid_at, deal["category"], policy, campaigns.delivery_due(uow, deal["id"]))
+
+
 def track_order(uow: UnitOfWork, order: dict[str, Any], deal: dict[str, Any], policy: rules.LogisticsPolicy) -> bool:
     """Start the shipping clock of a paid goods order (`orders.order_facts`), once: True if new."""
-    due = rules.ship_deadline(order["paid_at"], deal["category"], policy, campaigns.delivery_due(uow, deal["id"]))
+    due = deadline(uow, order["paid_at"], deal, policy)
     return bool(insert_ignore(uow.session, ShippingOrder.__table__, {
         "order_id": order["id"], "merchant_id": order["merchant_id"], "buyer_id": order["buyer_id"],
         "deal_id": order["deal_id"], "category": deal["category"], "quantity": order["quantity"],

@@ -261,7 +261,7 @@ def order_shipping(uow: UnitOfWork, actor: Principal, order_id: int) -> dict[str
             raise Conflict(f"order {order_id} is not a goods order; nothing ships", code="not_goods")
         if facts["paid_at"] is None or facts["status"] != "paid":
             raise Conflict(f"order {order_id} is {facts['status']}; nothing ships", code="not_shippable")
-        due = rules.ship_deadline(facts["paid_at"], deal["category"], current_policy(uow))
+        due = records.deadline(uow, facts["paid_at"], deal, current_policy(uow))
         return {"order_id": order_id, "status": rules.OrderShipping.AWAITING, "quantity": facts["quantity"],
                 "shipped_units": 0, "paid_at": records.iso(facts["paid_at"]), "ship_by": records.iso(due),
                 "paused_minutes": 0, "shipped_at": None, "delivered_at": None, "ended_at": None,
