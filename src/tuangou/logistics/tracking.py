@@ -83,13 +83,16 @@ def _store(uow: UnitOfWork, carrier: str, events: list[rules.CarrierEvent]) -> l
     unique: dict[tuple[str, str], rules.CarrierEvent] = {}
     for e in events:
         unique.setdefault((e.tracking_number, e.event_id), e)
-    rows = [{"carrier": carrier, "tracking_number": e.tracking_number, "event_id": e.event_id, "kind": e.kind.value,
+    rows: list[dict[str, Any]] = [{"carrier": carrier, "tracking_number": e.tracking_number, "event_id": e.event_id, "kind": e.kind.value,
              "occurred_at": e.occurred_at, "received_at": uow.now, "lat": e.lat, "lon": e.lon,
              "temperature_c": e.temperature_c, "location": e.location[:120], "detail": e.detail[:300]}
             for e in unique.values()]
     if not rows:
         return []
     if uow.session.get_bind().dialect.name == "postgresql":
+        received = uow.now.isoformat()  # ISO strings made once here, not by a json.dumps callback per value
+        for row in rows:
+            row["occurred_at"], row["received_at"] = row["occurred_at"].isoformat(), received
         stored = uow.session.execute(PG_INSERT, {"rows": _json(rows)}).all()
     else:
         table: Any = TrackingEvent.__table__
@@ -157,6 +160,7 @@ def _fold(uow: UnitOfWork, fresh: list[rules.CarrierEvent],
                 orders.add(oid)
     if not params:
         return set()
+    params.sort(key=lambda p: p["b_id"])  # rows in one order: concurrent pushes lock parcels alike
     t: Any = Shipment.__table__
     if uow.session.get_bind().dialect.name == "postgresql":
         uow.session.execute(PG_FOLD, {"rows": _json(params)})
