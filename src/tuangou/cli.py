@@ -209,6 +209,22 @@ def bench_governance(merchants: int = 100, deals: int = 1000, db: str = "sqlite"
     raise typer.Exit(1 if any(r["errors"] for r in rows) else 0)
 
 
+@bench_app.command("tracking")
+def bench_tracking(events: int = 20000, open_shipments: int = typer.Option(0, help="extra parcels with no events "
+                                                                             "(the tick's load), e.g. 100000"),
+                   batch: int = 2000, clients: int = 2, db: str = "sqlite", sqlite_synchronous: str = "NORMAL") -> None:
+    """Carrier events/s through HTTP (signed bulk pushes), then the logistics tick until every flag is up to date."""
+    from tuangou.benchmarks import report, tracking
+    result = tracking.run(tracking.TrackingOptions(events=events, open_shipments=open_shipments, batch=batch,
+                                                   clients=clients, db=db, postgres_url=report.postgres_url(),
+                                                   sqlite_synchronous=sqlite_synchronous))
+    for key in ("events_per_s", "ingest_s", "stored", "duplicates", "errors", "open_shipments", "tick_s",
+                "flags_up_to_date_s"):
+        console.print(f"{key:>20}: {result[key]}")
+    print(tracking.as_json(result), flush=True)
+    raise typer.Exit(1 if result["errors"] or result["stored"] != events else 0)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGOU_PORT"), workers: int = 1,
           with_worker: bool = typer.Option(False, help="run the scheduled worker in this process")) -> None:

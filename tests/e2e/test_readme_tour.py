@@ -73,3 +73,9 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"line":"bakery/Beijing","level":"red","paused":true' in out
     assert '{"category":"bakery","city":"Beijing","level":"red","paused":false}' in out
     assert '"status":"ready"' in out and "tuangou_paid_total" in out
+    # logistics: duplicates counted, forged signature refused, a fake shipment confirmed, the SLA compensates,
+    # a paused clock, a spoiled parcel replaced from the backup warehouse
+    assert '"stored":0,"duplicates":3' in out and '"code":"bad_signature"' in out
+    assert '"kind":"fake_shipment","points":10' in out and '"paused_minutes":1440,"paused_orders":1' in out
+    assert '{"status":"cancelled","compensation_cents":1170}' in out
+    assert '"status":"replaced"' in out and '"status":"label_pending"' in out and '"reason":"cold_chain"' in out

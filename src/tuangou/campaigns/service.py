@@ -297,6 +297,12 @@ def _member_buyers(uow: InTransaction, campaign_id: int, status: M) -> list[int]
         CampaignMember.campaign_id == campaign_id, CampaignMember.status == status)))
 
 
+def delivery_due(uow: UnitOfWork, deal_id: int) -> datetime | None:
+    """Inside an open unit of work: when the group-buy on this deal promised delivery (None: no group-buy).
+    Logistics gives a group-buy's lines until then to ship."""
+    return uow.session.scalar(select(Campaign.delivery_at).where(Campaign.deal_id == deal_id))
+
+
 def campaign_row(uow: UnitOfWork, campaign_id: int) -> Campaign:
     camp = uow.session.get(Campaign, campaign_id)
     if camp is None:

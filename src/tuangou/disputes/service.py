@@ -49,6 +49,12 @@ def issue_compensation_coupon(uow: UnitOfWork, *, buyer_id: int, amount_cents: i
     return coupon
 
 
+def book_recovery(uow: InTransaction, *, merchant_id: int, amount_cents: int, ref: str) -> bool:
+    """Inside an open unit of work: the platform paid a buyer first (e.g. late-shipment compensation);
+    book a recovery claim of `amount_cents` against the merchant, once per `ref`."""
+    return coupons.book_recovery(uow, merchant_id=merchant_id, amount=amount_cents, ref=ref, dispute_id=None)
+
+
 def apply_coupon(uow: InTransaction, *, buyer_id: int, code: str, order_id: int, merchant_id: int,
                  order_cents: int) -> int:
     """Inside an open unit of work (orders' checkout): use a coupon once; returns the discount."""

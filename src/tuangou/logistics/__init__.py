@@ -1,0 +1,1 @@
+"""Shipping and logistics: shipments, carrier events, the shipping SLA, tracking checks, cold chain."""
