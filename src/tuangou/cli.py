@@ -72,6 +72,14 @@ def bench_governance(merchants: int = 100, deals: int = 1000, db: str = "sqlite"
     raise typer.Exit(1 if any(r["errors"] for r in rows) else 0)
 
 
+def _require_secret() -> None:
+    """Production never runs on the public default key: anyone could sign an ops token with it."""
+    problem = Settings().secret_problem()
+    if problem:
+        typer.echo(f"refusing to start: {problem}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGOU_PORT"), workers: int = 1,
           with_worker: bool = typer.Option(False, help="run the scheduled worker in this process")) -> None:
@@ -79,6 +87,7 @@ def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGO
     import os
 
     import uvicorn
+    _require_secret()
     if with_worker:
         os.environ["TUANGOU_RUN_WORKER_IN_PROCESS"] = "true"
     uvicorn.run("tuangou.app:create_app", factory=True, host=host, port=port, workers=workers,
@@ -94,6 +103,7 @@ def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> No
     from tuangou.orders.gateway import SandboxGateway
     from tuangou.worker import Worker, job_context
     logging.basicConfig(level=logging.INFO)
+    _require_secret()
     load_models()
     settings = Settings()
     w = Worker(job_context(settings, Database.from_settings(settings), SystemClock(), SandboxGateway(), {}))
@@ -106,8 +116,13 @@ def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> No
 @app.command()
 def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: bool = typer.Option(True, "--serve/--no-serve")) -> None:
     """Migrate the embedded database, load demo data, print the accounts and serve."""
+    import os
+    from pathlib import Path
+
     from tuangou.core.migrate import upgrade
-    from tuangou.demo import load_demo
+    from tuangou.demo import demo_secret, load_demo
+    if "TUANGOU_SECRET_KEY" not in os.environ:  # a random key of this installation, kept under var/
+        os.environ["TUANGOU_SECRET_KEY"] = demo_secret(Path("var"))
     settings = Settings()
     upgrade(settings.database_url)
     accounts = load_demo(settings)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from tuangou.campaigns import lifecycle, pools, rules, service
-from tuangou.core.auth import Principal, read_token
-from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW
+from tuangou.core.auth import Principal
+from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW, optional_principal
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
@@ -68,10 +68,7 @@ class PolicyChange(BaseModel):
 
 
 def _optional_principal(request: Request) -> Principal | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+    return optional_principal(request)
 
 
 @router.post("/campaigns", status_code=201, summary="Open a group-buy on a goods deal")

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from tuangou.catalog import rules, service
-from tuangou.core.auth import Principal, read_token
+from tuangou.core.auth import Principal
 from tuangou.core.errors import ValidationFailed
-from tuangou.core.http import Merchant, ReadUoW, UoW
+from tuangou.core.http import Merchant, ReadUoW, UoW, optional_principal
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -54,11 +54,7 @@ class CapChange(BaseModel):
 
 
 def _optional_principal(request: Request) -> Principal | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+    return optional_principal(request)
 
 
 @router.post("/stores", status_code=201)

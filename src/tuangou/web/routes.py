@@ -12,10 +12,12 @@ from fastapi.templating import Jinja2Templates
 
 from tuangou.accounts import service as accounts
 from tuangou.catalog import service as catalog
-from tuangou.core.auth import Principal, Role, read_token
+from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
+from tuangou.core.http import authenticate
 from tuangou.core.money import yuan
+from tuangou.core.ratelimit import request_address
 from tuangou.notify import service as notify
 from tuangou.orders import service as orders
 from tuangou.web import charts
@@ -35,7 +37,7 @@ def _principal(request: Request) -> Principal | None:
     if not token:
         return None
     try:
-        return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+        return authenticate(request, token)
     except DomainError:
         return None
 
@@ -47,12 +49,19 @@ def login_form(request: Request, error: str = "") -> Response:
 
 @router.post("/login")
 def login(request: Request, email: str = Form(...), password: str = Form(...)) -> Response:
-    settings = request.app.state.settings
+    state = request.app.state
+    address = request_address(request)
     try:
-        token, _ = accounts.log_in(_uow(request), email, password, settings.secret_key,
-                                   timedelta(hours=settings.token_ttl_hours))
+        state.login_guard.check(email, address)
+        try:
+            token, _ = accounts.log_in(_uow(request), email, password, state.keyring,
+                                       timedelta(hours=state.settings.token_ttl_hours))
+        except DomainError:
+            state.login_guard.failed_attempt(email, address)
+            raise
     except DomainError as exc:
-        return templates.TemplateResponse(request, "login.html", {"error": exc.message}, status_code=401)
+        return templates.TemplateResponse(request, "login.html", {"error": exc.message}, status_code=exc.status)
+    state.login_guard.succeeded(email, address)
     response = RedirectResponse("/console", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="lax")
     return response
@@ -81,6 +90,8 @@ def home(request: Request) -> Response:
                                           status=None, limit=100)
         ctx["orders"] = orders.list_orders(_uow(request), p, limit=10)
         return templates.TemplateResponse(request, "merchant.html", ctx)
+    if p.role != Role.OPS:  # leaders and suppliers have no console yet: their inbox only, never the audit log
+        return templates.TemplateResponse(request, "inbox.html", ctx)
     ctx["merchants"] = accounts.list_merchants(_uow(request))
     ctx["audit"] = accounts.audit_log(_uow(request), cursor=None, limit=20, action=None)
     return templates.TemplateResponse(request, "ops.html", ctx)
