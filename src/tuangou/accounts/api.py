@@ -6,36 +6,37 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tuangou.accounts import service
 from tuangou.core.auth import Role
 from tuangou.core.errors import Unauthorized
 from tuangou.core.http import Auth, IdPath, Ops, ReadUoW, UoW
+from tuangou.core.input import Body
 from tuangou.core.ratelimit import request_address
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-class SignUp(BaseModel):
+class SignUp(Body):
     email: str = Field(max_length=200)
     password: str = Field(max_length=200)
     name: str = Field(default="", max_length=120)
 
 
-class Credentials(BaseModel):
+class Credentials(Body):
     email: str = Field(max_length=200)
     password: str = Field(max_length=200)
 
 
-class NewMerchant(BaseModel):
+class NewMerchant(Body):
     name: str = Field(min_length=1, max_length=120)
     owner_email: str = Field(max_length=200)
     owner_password: str = Field(max_length=200)
     reason: str = Field(default="", max_length=500)
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     email: str = Field(max_length=200)
     password: str = Field(max_length=200)
     role: Role
@@ -44,11 +45,11 @@ class NewUser(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-class Deactivation(BaseModel):
+class Deactivation(Body):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Body):
     current_password: str = Field(max_length=200)
     new_password: str = Field(max_length=200)
 

@@ -12,5 +12,7 @@ from tuangou.notify import service
 def run_due(ctx: JobContext) -> dict[str, Any]:
     uow = UnitOfWork(ctx.db, ctx.clock)
     relayed = service.relay_outbox(uow)
-    sent = service.deliver_due(uow, ctx.extras["http"], ctx.settings.webhook_max_attempts)
+    sent = service.deliver_due(uow, ctx.extras["http"], ctx.settings.webhook_max_attempts,
+                               allow=ctx.settings.webhook_allowed(),
+                               resolve=ctx.extras.get("resolve", service.resolve_host))
     return {"relayed": relayed, **sent}
