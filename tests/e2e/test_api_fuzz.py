@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from tests.conftest import START
 from tuangou.accounts import service as accounts
@@ -45,6 +46,9 @@ def _tokens() -> dict[str, str]:
 
 TOKENS = _tokens()
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+CONFORMANCE = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+               checks.response_headers_conformance, checks.response_schema_conformance,
+               checks.negative_data_rejection]
 
 
 @schema.parametrize()
@@ -58,3 +62,5 @@ def test_no_input_makes_a_server_error(case):
     if response.status_code >= 400:
         assert "application/problem+json" in str(response.headers.get("content-type"))
         assert response.json()["code"]
+    # conformance (issue 11): the status code, content type, headers and body are the ones the document declares
+    case.validate_response(response, checks=CONFORMANCE)

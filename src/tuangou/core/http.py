@@ -178,10 +178,8 @@ def install_openapi(app: FastAPI) -> None:
         for ops in schema.get("paths", {}).values():
             for op in ops.values():
                 responses = op.setdefault("responses", {})
-                codes = ["400", "404", "405", "409", "413", "422", "429"]
-                if op.get("security"):
-                    codes += ["401", "403"]
-                for code in codes:
+                # any route answers 401 to a malformed Authorization header, even a public one
+                for code in ("400", "401", "403", "404", "405", "409", "413", "422", "429"):
                     responses[code] = {"description": _ANSWERS[code], "content": {
                         PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         components.get("schemas", {}).pop("HTTPValidationError", None)
