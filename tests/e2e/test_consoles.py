@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 
+def _csrf(stage) -> str:
+    stage.client.get("/console/login")  # the page sets the CSRF cookie its form carries
+    return str(stage.client.cookies.get("tuangou_csrf"))
+
+
 def _sign_in(stage, email):
-    r = stage.client.post("/console/login", data={"email": email, "password": "secret-pass-1"},
+    r = stage.client.post("/console/login", data={"email": email, "password": "secret-pass-1", "csrf": _csrf(stage)},
                           follow_redirects=False)
     assert r.status_code == 303
     return r.cookies
@@ -12,7 +17,8 @@ def _sign_in(stage, email):
 
 def test_console_needs_sign_in_and_rejects_bad_password(stage):
     assert stage.client.get("/console", follow_redirects=False).headers["location"] == "/console/login"
-    r = stage.client.post("/console/login", data={"email": "ops@test.tuangou", "password": "wrong-password"})
+    r = stage.client.post("/console/login", data={"email": "ops@test.tuangou", "password": "wrong-password",
+                                                  "csrf": _csrf(stage)})
     assert r.status_code == 401 and "wrong email or password" in r.text
 
 

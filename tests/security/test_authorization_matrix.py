@@ -213,6 +213,12 @@ def _call(stage, method: str, path: str, headers: dict[str, str], ids: dict[str,
     url = re.sub(r"\{(\w+)\}", lambda mt: str(ids.get(mt.group(1), 1)), path)
     cookies = {COOKIE: headers["Authorization"].split()[1]} if headers else {}
     stage.client.cookies.clear()
+    if path.startswith("/console") and method == "POST":  # console forms carry the CSRF token
+        stage.client.get("/console/login")
+        cookies["tuangou_csrf"] = str(stage.client.cookies.get("tuangou_csrf"))
+        stage.client.cookies.clear()
+        return stage.client.request(method, url, headers=headers, cookies=cookies, follow_redirects=False,
+                                    data={"csrf": cookies["tuangou_csrf"]})
     kwargs: dict[str, object] = {"params": {"activity_days": 7, "daily_reception": 50}} if method == "GET" else {}
     if method in ("POST", "PUT", "PATCH") and not path.startswith("/console"):
         kwargs = {"json": {}}
@@ -260,3 +266,17 @@ def test_only_ops_get_the_ops_console(stage):
         assert page.status_code == 200
         assert ("Audit log" in page.text) == (role == "ops"), role
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_console_forms_need_the_csrf_token(stage):
+    # a cross-site form post has no token: sign-in is refused and sign-out does nothing
+    r = stage.client.post("/console/login", data={"email": "ops@test.tuangou", "password": PASSWORD})
+    assert r.status_code == 403 and COOKIE not in r.cookies
+    stage.client.get("/console/login")
+    token = stage.client.cookies.get("tuangou_csrf")
+    r = stage.client.post("/console/login", data={"email": "ops@test.tuangou", "password": PASSWORD, "csrf": token},
+                          follow_redirects=False)
+    assert r.status_code == 303 and r.cookies.get(COOKIE)
+    r = stage.client.post("/console/logout", data={"csrf": "forged"}, follow_redirects=False)
+    assert r.headers["location"] == "/console"  # still signed in
+    assert "<script" not in stage.client.get("/console").text
