@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import time
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -130,3 +132,15 @@ def test_trusted_proxies_setting_rejects_garbage(db, clock, bad):
         return
     with pytest.raises(ValueError):
         create_app(Settings(database_url=db.url, trusted_proxies=bad), clock=clock, db=db)
+
+
+@pytest.mark.skipif(not os.environ.get("TUANGOU_TEST_REDIS_URL"), reason="TUANGOU_TEST_REDIS_URL not set")
+def test_lockout_is_shared_by_every_process_through_redis():
+    from tuangou.core.ratelimit import LoginGuard, TooManyAttempts
+    url = os.environ["TUANGOU_TEST_REDIS_URL"]
+    email = f"{uuid.uuid4().hex}@t.io"
+    first, second = LoginGuard(url, 3, 30, 60), LoginGuard(url, 3, 30, 60)
+    for guard in (first, second, first):  # failures on two processes add up
+        guard.failed_attempt(email, "198.51.100.1")
+    with pytest.raises(TooManyAttempts):
+        second.check(email, "198.51.100.2")

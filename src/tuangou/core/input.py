@@ -40,6 +40,8 @@ def _problem(value: Any, annotation: Any, limit: int) -> str | None:
         return None
     if annotation is bool:
         return None if isinstance(value, bool) else "expected true or false"
+    if annotation is float and isinstance(value, bool):
+        return "expected a number, not true/false"
     if annotation is int:
         if isinstance(value, bool):
             return "expected a number, not true/false"
