@@ -45,10 +45,14 @@ def _tokens() -> dict[str, str]:
 
 
 TOKENS = _tokens()
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+# revoking the fuzzer's own tokens (or deactivating its accounts) would turn the rest of the run into 401s;
+# those routes are covered by tests/security/test_tokens.py
+schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(
+    path_regex=r"^/api/v1/(auth/logout-all|me/password|users/\{user_id\}/(de)?activate)$")
+# Response conformance. Not negative_data_rejection: this test adds the Authorization header to every case (so a
+# "missing Authorization" mutation is not missing) and unknown query parameters are ignored by design.
 CONFORMANCE = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-               checks.response_headers_conformance, checks.response_schema_conformance,
-               checks.negative_data_rejection]
+               checks.response_headers_conformance, checks.response_schema_conformance]
 
 
 @schema.parametrize()
