@@ -66,8 +66,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
-        limiter = app.state.rate_limiter
-        if limiter is not None and not limiter.healthy():
+        counters = [c for c in (app.state.rate_limiter, app.state.login_guard) if c is not None]
+        if not all(c.healthy() for c in counters):
             return {"status": "degraded", "rate_limit": "storage unreachable: limits are not enforced"}
         return {"status": "ok"}
 

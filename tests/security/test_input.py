@@ -185,3 +185,16 @@ def test_method_not_allowed_keeps_its_allow_header(stage):
     r = stage.client.delete("/api/v1/deals")
     assert r.status_code == 405 and "GET" in r.headers["allow"]
     assert r.json()["code"] == "method_not_allowed"
+
+
+def test_streamed_multipart_is_cut_at_the_upload_limit(db, clock, gateway):
+    stage = _stage_with(db, clock, gateway, max_upload_bytes=100_000)
+    _, merchant = stage.merchant()
+
+    def chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.bin"\r\n\r\n'
+        for _ in range(40):
+            yield b"x" * 65536
+    r = stage.client.post("/api/v1/appeals", headers={**merchant, "content-type": "multipart/form-data; boundary=b"},
+                          content=chunks())
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"

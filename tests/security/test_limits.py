@@ -144,3 +144,11 @@ def test_lockout_is_shared_by_every_process_through_redis():
         guard.failed_attempt(email, "198.51.100.1")
     with pytest.raises(TooManyAttempts):
         second.check(email, "198.51.100.2")
+
+
+def test_redis_down_without_rate_limits_still_shows_in_health(db, clock):
+    # the log-in lockout uses Redis too, even when no request rate limit is set
+    settings = Settings(database_url=db.url, redis_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings, clock=clock, db=db)) as client:
+        assert client.post("/api/v1/auth/token", json={"email": "a@b.io", "password": "x"}).status_code == 401
+        assert client.get("/healthz").json()["status"] == "degraded"
