@@ -76,7 +76,7 @@ class RequestGuard:
             if self._nul_in(content_type, body):
                 await self._refuse_nul(scope, receive, send)
                 return
-            await self.app(scope, self._replay(body), send)
+            await self.app(scope, self._replay(body, receive), send)
             return
         await self._streamed(scope, receive, send, limit)
 
@@ -108,16 +108,17 @@ class RequestGuard:
         return b"".join(chunks)
 
     @staticmethod
-    def _replay(body: bytes) -> Receive:
+    def _replay(body: bytes, receive: Receive) -> Receive:
+        """The buffered body once, then the real channel (a later receive waits for the real disconnect)."""
         sent = False
 
-        async def receive() -> Message:
+        async def replay() -> Message:
             nonlocal sent
             if sent:
-                return {"type": "http.disconnect"}
+                return await receive()
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return receive
+        return replay
 
     async def _streamed(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Count while the app reads; past the limit answer 413 (if nothing was sent yet) and stop reading."""
