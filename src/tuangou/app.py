@@ -10,12 +10,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from tuangou.accounts import service as accounts
 from tuangou.composition import compose
+from tuangou.core.auth import TokenGate, UserState
 from tuangou.core.clock import Clock, SystemClock
 from tuangou.core.config import Settings
-from tuangou.core.db import Database
-from tuangou.core.http import install_error_handlers
+from tuangou.core.db import Database, UnitOfWork
+from tuangou.core.guards import RequestGuard
+from tuangou.core.http import install_error_handlers, install_openapi
 from tuangou.core.observability import Metrics, ObservabilityMiddleware
+from tuangou.core.ratelimit import LoginGuard, RateLimiter, middleware, networks
 from tuangou.core.registry import api_modules, load_models
 from tuangou.orders.gateway import PaymentGateway, SandboxGateway
 
@@ -52,9 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.state.job_context = job_context(settings, database, app.state.clock, app.state.payment_gateway,
                                         extras or {})
     install_error_handlers(app)
-    if settings.rate_limit:
-        from tuangou.core.ratelimit import RateLimiter, middleware
-        app.middleware("http")(middleware(RateLimiter(settings.rate_limit, settings.redis_url)))
+    _install_security(app, settings, database)
     for module in api_modules():
         app.include_router(module.router)
     # outermost, so that the request id and the latency cover every other middleware
@@ -70,6 +72,28 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
 
     @app.get("/healthz", tags=["ops"], summary="The process answers (no dependency is touched)")
     async def healthz() -> dict[str, str]:
+        counters = [c for c in (app.state.rate_limiter, app.state.login_guard) if c is not None]
+        if not all(c.healthy() for c in counters):
+            return {"status": "degraded", "rate_limit": "storage unreachable: limits are not enforced"}
         return {"status": "ok"}
 
+    install_openapi(app)
     return app
+
+
+def _install_security(app: FastAPI, settings: Settings, database: Database) -> None:
+    """Keys, the per-request token check, rate limits, log-in lockout and request guards (issue 11)."""
+
+    def user_state(user_id: int) -> UserState | None:
+        return accounts.user_state(UnitOfWork(database, app.state.clock, readonly=True), user_id)
+
+    app.state.keyring = settings.keyring()
+    app.state.token_gate = TokenGate(user_state, settings.token_cache_seconds)
+    app.state.trusted_proxies = networks(settings.trusted_proxy_list())
+    app.state.login_guard = LoginGuard(settings.redis_url, settings.lockout_after_failures,
+                                       settings.lockout_base_seconds, settings.lockout_max_seconds)
+    app.state.rate_limiter = None
+    if settings.rate_limit:
+        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, settings.auth_rate_limit)
+        app.middleware("http")(middleware(app.state.rate_limiter))
+    app.add_middleware(RequestGuard, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

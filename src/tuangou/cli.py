@@ -225,6 +225,14 @@ def bench_tracking(events: int = 20000, open_shipments: int = typer.Option(0, he
     raise typer.Exit(1 if result["errors"] or result["stored"] != events else 0)
 
 
+def _require_secret() -> None:
+    """Production never runs on the public default key: anyone could sign an ops token with it."""
+    problem = Settings().secret_problem()
+    if problem:
+        typer.echo(f"refusing to start: {problem}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGOU_PORT"), workers: int = 1,
           with_worker: bool = typer.Option(False, help="run the scheduled worker in this process")) -> None:
@@ -232,6 +240,7 @@ def serve(host: str = "127.0.0.1", port: int = typer.Option(8000, envvar="TUANGO
     import socket
 
     import uvicorn
+    _require_secret()
 
     from tuangou.core.observability import logging_config
     settings = Settings()
@@ -259,6 +268,7 @@ def worker(once: bool = typer.Option(False, help="run one tick and exit")) -> No
     from tuangou.core.registry import load_models
     from tuangou.orders.gateway import SandboxGateway
     from tuangou.worker import Worker, job_context
+    _require_secret()
     settings = Settings()
     configure_logging(settings.log_format)
     load_models()
@@ -311,7 +321,9 @@ def simulate(stores: int = 50, days: int = 2, seed: int = 1,
 @app.command()
 def demo(port: int = typer.Option(8000, envvar="TUANGOU_PORT"), serve_after: bool = typer.Option(True, "--serve/--no-serve")) -> None:
     """Migrate the embedded database, load demo data, print the accounts and serve."""
-    from tuangou.demo import load_demo
+    from tuangou.demo import demo_secret, load_demo
+    if "TUANGOU_SECRET_KEY" not in os.environ:  # a random key of this installation, kept under var/
+        os.environ["TUANGOU_SECRET_KEY"] = demo_secret(Path("var"))
     # a person reads this terminal: text logs without a line per request, unless asked for
     os.environ.setdefault("TUANGOU_LOG_FORMAT", "text")
     os.environ.setdefault("TUANGOU_ACCESS_LOG", "false")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -31,6 +34,17 @@ EXAM = [  # the compliance exam a merchant under traffic limits takes (seed 000)
     ("Sales are 10 away from the cap and stock cannot grow. What do you do?",
      ["keep selling", "stop the listing or ask ops to approve more stock with evidence", "raise the cap yourself"], 1),
 ]
+
+
+def demo_secret(var: Path) -> str:
+    """This installation's random signing key: made on first use, kept (owner-only) in var/secret_key."""
+    path = var / "secret_key"
+    if not path.exists():
+        var.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 def load_demo(settings: Settings, step: Callable[[int, int], None] | None = None) -> list[tuple[str, str, str]]:

@@ -27,5 +27,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), nullable=True, index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # Tokens carry the version they were issued at; bumping it revokes every older token of this user.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     locale: Mapped[str | None] = mapped_column(String(8), nullable=True)  # console language; None: the browser's

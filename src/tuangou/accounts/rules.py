@@ -15,11 +15,18 @@ class MerchantStatus(StrEnum):
     REMOVED = "removed"  # cleared from the platform for good
 
 
+def check_password(password: str) -> list[str]:
+    """Problems with a new password; empty when fine."""
+    if len(password) < MIN_PASSWORD:
+        return [f"password needs at least {MIN_PASSWORD} characters"]
+    if "\x00" in password:
+        return ["password may not contain NUL"]
+    return []
+
+
 def check_credentials(email: str, password: str) -> list[str]:
     """Problems with a sign-up; empty when fine."""
     problems = []
-    if not EMAIL.match(email):
+    if not EMAIL.match(email) or "\x00" in email:
         problems.append("email is not a valid address")
-    if len(password) < MIN_PASSWORD:
-        problems.append(f"password needs at least {MIN_PASSWORD} characters")
-    return problems
+    return problems + check_password(password)

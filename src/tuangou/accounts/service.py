@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from tuangou.accounts import rules
 from tuangou.accounts.models import Merchant, User
 from tuangou.core.audit import list_entries, record_audit
-from tuangou.core.auth import Principal, Role, hash_password, issue_token, verify_password
+from tuangou.core.auth import Keyring, Principal, Role, UserState, hash_password, issue_token, verify_password
 from tuangou.core.db import InTransaction, UnitOfWork
 from tuangou.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
@@ -86,13 +86,72 @@ def create_merchant(uow: UnitOfWork, actor: Principal | None, name: str, owner_e
         return merchant.id, _view(user)
 
 
-def log_in(uow: UnitOfWork, email: str, password: str, secret: str, ttl: timedelta) -> tuple[str, UserView]:
+def log_in(uow: UnitOfWork, email: str, password: str, keys: str | Keyring,
+           ttl: timedelta) -> tuple[str, UserView]:
+    """The same work and the same answer whether the email is unknown, inactive or the password wrong."""
     with uow:
-        user = uow.session.scalar(select(User).where(User.email == email.lower()))
-        if user is None or not user.active or not verify_password(password, user.password_hash):
+        user = uow.session.scalar(select(User).where(User.email == email.strip().lower()))
+        stored = user.password_hash if user is not None and user.active else None
+        if not verify_password(password, stored) or user is None:
             raise Unauthorized("wrong email or password", code="invalid_credentials")
         principal = Principal(user.id, Role(user.role), user.merchant_id)
-        return issue_token(principal, secret, uow.now, ttl), _view(user)
+        return issue_token(principal, keys, uow.now, ttl, version=user.token_version), _view(user)
+
+
+def user_state(uow: UnitOfWork, user_id: int) -> UserState | None:
+    """What decides whether a token still holds (core.auth.TokenGate loads it through this)."""
+    with uow:
+        row = uow.session.execute(select(User.token_version, User.active, User.role, User.merchant_id)
+                                  .where(User.id == user_id)).one_or_none()
+        if row is None or row.role not in {r.value for r in Role}:
+            return None
+        return UserState(row.token_version, bool(row.active), Role(row.role), row.merchant_id)
+
+
+def _revoke(uow: UnitOfWork, user_id: int, **values: object) -> None:
+    changed = uow.session.execute(update(User).where(User.id == user_id)
+                                  .values(token_version=User.token_version + 1, **values)).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        raise NotFound("no such user")
+
+
+def set_active(uow: UnitOfWork, actor: Principal, user_id: int, active: bool, reason: str) -> UserView:
+    """Ops deactivate (or reactivate) an account; its tokens stop working either way."""
+    actor.require(Role.OPS)
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    if user_id == actor.user_id and not active:
+        raise Conflict("ops cannot deactivate themselves", code="self_deactivation")
+    with uow:
+        _revoke(uow, user_id, active=active)
+        record_audit(uow.session, actor_id=actor.user_id, actor_role=actor.role.value,
+                     action="activate_user" if active else "deactivate_user", target=f"user:{user_id}",
+                     reason=reason, now=uow.now)
+        user = uow.session.get(User, user_id)
+        assert user is not None
+        view = _view(user)
+        uow.commit()
+        return view
+
+
+def log_out_everywhere(uow: UnitOfWork, actor: Principal) -> None:
+    """Every token of this user issued so far stops working."""
+    with uow:
+        _revoke(uow, actor.user_id)
+        uow.commit()
+
+
+def change_password(uow: UnitOfWork, actor: Principal, current: str, new: str) -> None:
+    """With the current password; every older token stops working."""
+    problems = rules.check_password(new)
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    with uow:
+        user = uow.session.get(User, actor.user_id)
+        if not verify_password(current, user.password_hash if user is not None else None) or user is None:
+            raise Unauthorized("wrong password", code="invalid_credentials")
+        _revoke(uow, actor.user_id, password_hash=hash_password(new))
+        uow.commit()
 
 
 def get_user(uow: UnitOfWork, user_id: int) -> UserView:

@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tuangou.core.http import Auth
+from tuangou.core.input import Body
 
 router = APIRouter(prefix="/api/v1/bench", tags=["bench"])
 
 
-class NoopBody(BaseModel):
+class NoopBody(Body):
     deal_id: int = 0
     quantity: int = Field(default=1, ge=1, le=1000)
 

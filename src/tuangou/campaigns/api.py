@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from tuangou.campaigns import lifecycle, pools, rules, service
-from tuangou.core.auth import Principal, read_token
-from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW
+from tuangou.core.auth import Principal
+from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW, optional_principal
+from tuangou.core.input import Body
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
 
-class NewCampaign(BaseModel):
+class NewCampaign(Body):
     deal_id: int = Field(ge=1, le=MAX_ID, description="a goods deal of yours; its stock is what the group can buy")
     threshold: int = Field(ge=1, le=100_000, description="paid participants needed to form (成团)")
     max_size: int = Field(ge=1, le=100_000)
@@ -35,20 +36,20 @@ class NewCampaign(BaseModel):
                                                description="[[group size, unit price cents], ...]")
 
 
-class Join(BaseModel):
+class Join(Body):
     quantity: int = Field(default=1, ge=1, le=1000)
 
 
-class Advance(BaseModel):
+class Advance(Body):
     to: str = Field(max_length=16, description="procuring | shipping | delivered | closed")
     reason: str = Field(default="", max_length=500)
 
 
-class ColdChainBooking(BaseModel):
+class ColdChainBooking(Body):
     reference: str = Field(min_length=1, max_length=120)
 
 
-class NewPool(BaseModel):
+class NewPool(Body):
     name: str = Field(min_length=1, max_length=120)
     capacity: int = Field(ge=0, le=100_000_000)
     safe_stock: int = Field(default=0, ge=0, le=100_000_000)
@@ -58,7 +59,7 @@ class NewPool(BaseModel):
 Hours = Annotated[int, Field(ge=0, le=24 * 14)]
 
 
-class PolicyChange(BaseModel):
+class PolicyChange(Body):
     logistics_prep_hours: Hours | None = None
     cold_chain_lead_hours: Hours | None = None
     pool_warn_percents: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(default=None, max_length=5)
@@ -68,10 +69,7 @@ class PolicyChange(BaseModel):
 
 
 def _optional_principal(request: Request) -> Principal | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+    return optional_principal(request)
 
 
 @router.post("/campaigns", status_code=201, summary="Open a group-buy on a goods deal")

@@ -6,26 +6,27 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from tuangou.capacity import service
 from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW
+from tuangou.core.input import Body
 
 router = APIRouter(prefix="/api/v1", tags=["capacity"])
 
 
-class PolicyChange(BaseModel):
+class PolicyChange(Body):
     changes: dict[str, Any] = Field(description="fields of the governance policy to change")
     reason: str = Field(min_length=1, max_length=500)
 
 
-class MachineIn(BaseModel):
+class MachineIn(Body):
     name: str = Field(min_length=1, max_length=60)
     per_hour: float = Field(ge=0, le=1_000_000)
     count: int = Field(default=1, ge=0, le=1000)
 
 
-class DeclarationIn(BaseModel):
+class DeclarationIn(Body):
     opens: str = Field(default="10:00", pattern=r"^\d{2}:\d{2}$")
     closes: str = Field(default="20:00", pattern=r"^\d{2}:\d{2}$")
     staff: int | None = Field(default=None, ge=0, le=100_000)
@@ -37,23 +38,23 @@ class DeclarationIn(BaseModel):
     holidays: dict[date, float] = Field(default_factory=dict, description="date -> factor")
 
 
-class ConsumptionIn(BaseModel):
+class ConsumptionIn(Body):
     consumption: dict[str, float] = Field(description="resource (staff, ingredients, reception, machine:<name>) "
                                                       "-> units used by one deal unit")
 
 
-class InspectionIn(BaseModel):
+class InspectionIn(Body):
     findings: dict[str, Any] = Field(description="declaration fields as found on site, e.g. "
                                                  "{'machines': [{'name': 'sealer', 'per_hour': 40}]}")
     note: str = Field(default="", max_length=2000)
     reason: str = Field(min_length=1, max_length=500)
 
 
-class Decision(BaseModel):
+class Decision(Body):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class DisruptionIn(BaseModel):
+class DisruptionIn(Body):
     kind: str = Field(description="chef_on_leave | ingredients_short | machine_broken | other")
     capacity_factor: float = Field(default=1.0, ge=0, le=1, description="share of capacity left")
     max_units: int | None = Field(default=None, ge=0, le=10_000_000, description="absolute limit per day")

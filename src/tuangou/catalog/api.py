@@ -7,17 +7,18 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from tuangou.catalog import rules, service
-from tuangou.core.auth import Principal, read_token
+from tuangou.core.auth import Principal
 from tuangou.core.errors import ValidationFailed
-from tuangou.core.http import Merchant, ReadUoW, UoW
+from tuangou.core.http import Merchant, ReadUoW, UoW, optional_principal
+from tuangou.core.input import Body
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 
-class NewStore(BaseModel):
+class NewStore(Body):
     name: str = Field(min_length=1, max_length=120)
     category: rules.Category
     timezone: str = Field(default="Asia/Shanghai", max_length=64)
@@ -25,7 +26,7 @@ class NewStore(BaseModel):
     merchant_id: int | None = Field(default=None, description="ops only: the owning merchant")
 
 
-class NewDeal(BaseModel):
+class NewDeal(Body):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     kind: rules.DealKind = rules.DealKind.VOUCHER
@@ -41,11 +42,11 @@ class NewDeal(BaseModel):
     large_promotion: bool = Field(default=False, description="buy-one-get-one and similar: needs a capacity audit")
 
 
-class Reason(BaseModel):
+class Reason(Body):
     reason: str = Field(default="", max_length=500)
 
 
-class CapChange(BaseModel):
+class CapChange(Body):
     service_date: date | None = Field(default=None, description="for voucher deals")
     slot: str | None = Field(default=None, max_length=16)
     bucket: str | None = Field(default=None, description="'total' or 'stock' instead of a date")
@@ -54,11 +55,7 @@ class CapChange(BaseModel):
 
 
 def _optional_principal(request: Request) -> Principal | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+    return optional_principal(request)
 
 
 @router.post("/stores", status_code=201)

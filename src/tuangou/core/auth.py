@@ -1,15 +1,25 @@
-"""Roles, password hashing and stateless signed bearer tokens."""
+"""Roles, password hashing and signed bearer tokens (JWT, HS256) with key rotation and a per-user version.
+
+A token proves who signed it (one signing key, any of the verification keys, chosen by `kid`) and names a user
+and that user's token version. Whether it still opens doors is decided per request by `TokenGate` against the
+user's current state (active, version, role), cached per process for a few seconds: deactivating a user or
+"log out everywhere" bumps the version, so older tokens stop working.
+"""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+import jwt
 
 from tuangou.core.errors import Forbidden, Unauthorized
 
@@ -48,48 +58,181 @@ class Principal:
             raise Forbidden("this belongs to another merchant")
 
 
+# --- passwords -------------------------------------------------------------------------------------------
+
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MAX_PASSWORD_BYTES = 1024  # scrypt cost does not depend on length, but a megabyte password is abuse
+
+
+def _raw(password: str) -> bytes:
+    # "replace": a lone surrogate from JSON must be a wrong password, not a 500
+    return password.encode("utf-8", "replace")[:MAX_PASSWORD_BYTES]
 
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    digest = hashlib.scrypt(_raw(password), salt=salt, dklen=32, **_SCRYPT)
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
-def verify_password(password: str, stored: str) -> bool:
+# Verified against when the email is unknown or the account inactive, so every failed log-in costs one scrypt.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """Constant work whatever `stored` is: None (no such user) or a malformed hash still cost one scrypt."""
+    salt_hex, digest_hex = _DUMMY_HASH.split("$")[1:]
+    known = False
+    if stored is not None:
+        parts = stored.split("$")
+        if len(parts) == 3 and parts[0] == "scrypt":
+            try:
+                bytes.fromhex(parts[1])
+                salt_hex, digest_hex, known = parts[1], parts[2], True
+            except ValueError:
+                pass
+    digest = hashlib.scrypt(_raw(password), salt=bytes.fromhex(salt_hex), dklen=32, **_SCRYPT)
+    return hmac.compare_digest(digest.hex(), digest_hex) and known
+
+
+# --- keys and tokens -------------------------------------------------------------------------------------
+
+ALGORITHM = "HS256"
+DEV_SECRET = "dev-only-change-me"
+MIN_SECRET_CHARS = 32
+
+
+def key_id(key: str) -> str:
+    """A public name for a key (the JWT `kid`): lets a verifier pick the key without trying each one."""
+    return hashlib.sha256(b"tuangou-kid:" + key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """One key signs; it and every previous key verify (rotation: add the new key, move the old one here)."""
+
+    signing: str
+    previous: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, keys: str | Keyring) -> Keyring:
+        return keys if isinstance(keys, Keyring) else cls(keys)
+
+    def verifying(self, kid: object) -> str | None:
+        for key in (self.signing, *self.previous):
+            if key and key_id(key) == kid:
+                return key
+        return None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a verified token says; `TokenGate` decides whether it still holds."""
+
+    user_id: int
+    version: int
+    role: Role
+    merchant_id: int | None
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.user_id, self.role, self.merchant_id)
+
+
+def issue_token(principal: Principal, keys: str | Keyring, now: datetime, ttl: timedelta, version: int = 0) -> str:
+    ring = Keyring.of(keys)
+    payload = {"sub": str(principal.user_id), "r": principal.role.value, "m": principal.merchant_id, "ver": version,
+               "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+    return jwt.encode(payload, ring.signing, algorithm=ALGORITHM, headers={"kid": key_id(ring.signing)})
+
+
+_INVALID = "invalid_token"
+
+
+def _int_claim(data: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = data.get(name)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)
+    if type(value) is not int or not low <= value <= high:  # bool is an int subclass: refused here
+        raise Unauthorized("invalid token", code=_INVALID)
+    return value
+
+
+def read_claims(token: str, keys: str | Keyring, now: datetime) -> Claims:
+    """Verify signature, algorithm and expiry (against `now`, the app clock); any malformed token is a 401."""
+    ring = Keyring.of(keys)
     try:
-        _, salt_hex, digest_hex = stored.split("$")
-    except ValueError:
-        return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), dklen=32, **_SCRYPT)
-    return hmac.compare_digest(digest.hex(), digest_hex)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def issue_token(principal: Principal, secret: str, now: datetime, ttl: timedelta) -> str:
-    body = _b64(json.dumps({"u": principal.user_id, "r": principal.role.value, "m": principal.merchant_id,
-                            "e": int((now + ttl).timestamp())}, separators=(",", ":")).encode())
-    sig = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
-    return f"{body}.{sig}"
-
-
-def read_token(token: str, secret: str, now: datetime) -> Principal:
-    try:
-        body, sig = token.split(".")
-        expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(sig, expected):
-            raise Unauthorized("invalid token", code="invalid_token")
-        data = json.loads(_unb64(body))
-    except (ValueError, KeyError) as exc:
-        raise Unauthorized("invalid token", code="invalid_token") from exc
-    if data["e"] < now.timestamp():
+        key = ring.verifying(jwt.get_unverified_header(token).get("kid"))
+        if key is None:
+            raise Unauthorized("token signed with an unknown key", code=_INVALID)
+        data = jwt.decode(token, key, algorithms=[ALGORITHM],
+                          options={"verify_exp": False, "verify_iat": False, "require": ["sub", "exp", "ver"]})
+    except (jwt.PyJWTError, ValueError, TypeError, UnicodeError) as exc:
+        raise Unauthorized("invalid token", code=_INVALID) from exc
+    if not isinstance(data, dict):
+        raise Unauthorized("invalid token", code=_INVALID)
+    expires = _int_claim(data, "exp", 0, 2**40)
+    if expires < now.timestamp():
         raise Unauthorized("token expired", code="token_expired")
-    return Principal(user_id=int(data["u"]), role=Role(data["r"]), merchant_id=data.get("m"))
+    role = data.get("r")
+    if role not in {r.value for r in Role}:
+        raise Unauthorized("invalid token", code=_INVALID)
+    merchant = data.get("m")
+    merchant_id = None if merchant is None else _int_claim(data, "m", 1, 2**31 - 1)
+    return Claims(_int_claim(data, "sub", 1, 2**31 - 1), _int_claim(data, "ver", 0, 2**31 - 1), Role(role),
+                  merchant_id)
+
+
+def read_token(token: str, keys: str | Keyring, now: datetime) -> Principal:
+    """The principal a token names, signature and expiry checked (not its user's current state: see TokenGate)."""
+    return read_claims(token, keys, now).principal
+
+
+# --- the live check --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserState:
+    """What the users table says now; a token holds while its version matches and the user is active."""
+
+    version: int
+    active: bool
+    role: Role
+    merchant_id: int | None
+
+
+class TokenGate:
+    """Turns verified claims into a principal from the user's current state, cached per process.
+
+    `load(user_id)` reads the state (None: no such user). Entries live `ttl` seconds, so a change made by another
+    process takes effect within `ttl`; the process that makes it calls `forget` and it takes effect at once.
+    """
+
+    def __init__(self, load: Callable[[int], UserState | None], ttl: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._load, self._ttl, self._monotonic = load, ttl, monotonic
+        self._cache: dict[int, tuple[float, UserState | None]] = {}
+        self._lock = threading.Lock()
+
+    def state(self, user_id: int) -> UserState | None:
+        now = self._monotonic()
+        hit = self._cache.get(user_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        state = self._load(user_id)
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[user_id] = (now + self._ttl, state)
+        return state
+
+    def forget(self, user_id: int) -> None:
+        with self._lock:
+            self._cache.pop(user_id, None)
+
+    def principal(self, claims: Claims) -> Principal:
+        state = self.state(claims.user_id)
+        if state is None or not state.active:
+            raise Unauthorized("this account no longer exists or is deactivated", code="account_inactive")
+        if state.version != claims.version:
+            raise Unauthorized("token revoked; sign in again", code="token_revoked")
+        return Principal(claims.user_id, state.role, state.merchant_id)

@@ -8,9 +8,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tuangou.core.auth import DEV_SECRET, MIN_SECRET_CHARS, Keyring
+
 # TUANGOU_* variables read outside Settings (CLI options, tests, benchmarks): known, so not refused
 OTHER_VARIABLES = frozenset({"TUANGOU_PORT", "TUANGOU_DB_POOL_SIZE", "TUANGOU_TEST_POSTGRES_URL",
                              "TUANGOU_TEST_REDIS_URL", "TUANGOU_BENCH_POSTGRES_URL", "TUANGOU_BENCH_RESERVE"})
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 class Settings(BaseSettings):
@@ -19,14 +25,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUANGOU_", env_file=None, extra="ignore")
 
     database_url: str = "sqlite:///./var/tuangou.db"
-    secret_key: str = "dev-only-change-me"
+    # Signs tokens. `tuangou serve` and `tuangou worker` refuse to start with the default or a short one.
+    secret_key: str = DEV_SECRET
+    # Comma-separated keys that still verify tokens signed before a rotation (never sign).
+    previous_secret_keys: str = ""
     token_ttl_hours: int = 24 * 7
+    # How long a process trusts its cached copy of a user's token version / active flag (another process's
+    # deactivation or "log out everywhere" takes effect within this many seconds; this process's at once).
+    token_cache_seconds: float = 5.0
     reservation_ttl_minutes: int = 15
     default_timezone: str = "Asia/Shanghai"
     # SQLite synchronous mode: FULL survives power loss, NORMAL (WAL) only process crashes.
     sqlite_synchronous: str = "FULL"
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 12
+    # Comma-separated hosts or networks (CIDR) webhooks may reach although private or plain http (on-premise).
+    webhook_allow_list: str = ""
     run_worker_in_process: bool = False
     worker_interval_seconds: float = 1.0
     platform_commission_bps: int = 500
@@ -40,6 +54,34 @@ class Settings(BaseSettings):
     sms_gateway_url: str | None = None
     wechat_template_url: str | None = None  # e.g. …/cgi-bin/message/template/send?access_token=…
     wechat_template_id: str = ""  # /readyz fails when no worker has beaten its heart within a minute
+
+    # Per client address on sign-up and log-in, on top of `rate_limit` (applies when rate_limit is set).
+    auth_rate_limit: str = "10/minute"
+    # Failed log-ins per account and per address before the exponential lockout starts.
+    lockout_after_failures: int = 5
+    lockout_base_seconds: int = 30
+    lockout_max_seconds: int = 3600
+    # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed (off when empty).
+    trusted_proxies: str = ""
+    max_body_bytes: int = 1024 * 1024  # a JSON or form request
+    max_upload_bytes: int = 20 * 1024 * 1024  # a whole multipart request
+    max_file_bytes: int = 5 * 1024 * 1024  # one uploaded file
+
+    def keyring(self) -> Keyring:
+        return Keyring(self.secret_key, _split(self.previous_secret_keys))
+
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        return _split(self.trusted_proxies)
+
+    def webhook_allowed(self) -> tuple[str, ...]:
+        return _split(self.webhook_allow_list)
+
+    def secret_problem(self) -> str | None:
+        """One line saying why this secret must not run in production, or None."""
+        if self.secret_key == DEV_SECRET or len(self.secret_key) < MIN_SECRET_CHARS:
+            return (f"TUANGOU_SECRET_KEY is unset or weak: set it to at least {MIN_SECRET_CHARS} random characters "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        return None
 
     @field_validator("default_timezone")
     @classmethod

@@ -6,9 +6,10 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tuangou.core.http import Auth, Buyer, Merchant, Ops, ReadUoW, UoW
+from tuangou.core.input import Body
 from tuangou.disputes import coupons, policy, rules, service, stacking, tickets
 
 router = APIRouter(prefix="/api/v1", tags=["disputes"])
@@ -16,7 +17,7 @@ Kind = Literal["late_fulfilment", "cannot_fulfil_today", "cannot_fulfil", "quali
 TierName = Literal["light", "medium", "severe"]
 
 
-class Evidence(BaseModel):
+class Evidence(Body):
     kind: Literal["photo", "text", "chat", "logistics", "inventory", "other"] = "photo"
     name: str = Field(default="", max_length=200)
     url: str = Field(default="", max_length=500)
@@ -26,7 +27,7 @@ class Evidence(BaseModel):
 DB_INT = 2**31 - 1
 
 
-class NewDispute(BaseModel):
+class NewDispute(Body):
     order_id: int = Field(ge=1, le=DB_INT)
     kind: Kind
     description: str = Field(default="", max_length=2000)
@@ -34,28 +35,28 @@ class NewDispute(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list, max_length=20)
 
 
-class Confirm(BaseModel):
+class Confirm(Body):
     reason: str = Field(default="", max_length=500)
     tier: TierName | None = Field(default=None, description="ops only: override the policy's tier")
     oversale: bool = Field(default=False, description="ops only: confirmed as the merchant's over-selling")
 
 
-class Note(BaseModel):
+class Note(Body):
     note: str = Field(default="", max_length=2000)
     evidence: list[Evidence] = Field(default_factory=list, max_length=20)
 
 
-class Reason(BaseModel):
+class Reason(Body):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class PolicyChange(BaseModel):
+class PolicyChange(Body):
     changes: dict[str, Any] = Field(description="fields of the policy to change, e.g. {\"tiers\": {\"severe\": "
                                                 "{\"coupon_cents\": 3000}}}")
     reason: str = Field(min_length=1, max_length=500)
 
 
-class NewCoupon(BaseModel):
+class NewCoupon(Body):
     buyer_id: int = Field(ge=1, le=DB_INT)
     kind: Literal["amount", "percent"] = "amount"
     value: int = Field(gt=0, le=10_000_000, description="cents (amount) or basis points (percent)")
@@ -66,28 +67,28 @@ class NewCoupon(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
-class StackDecision(BaseModel):
+class StackDecision(Body):
     approve: bool
     reason: str = Field(min_length=1, max_length=500)
 
 
-class Photo(BaseModel):
+class Photo(Body):
     name: str = Field(max_length=200)
     taken_at: str | None = Field(default=None, description="ISO 8601 with offset, from the photo's metadata")
     size_bytes: int = Field(default=0, ge=0, le=DB_INT)
 
 
-class NewTicket(BaseModel):
+class NewTicket(Body):
     order_id: int = Field(ge=1, le=DB_INT)
     description: str = Field(min_length=1, max_length=2000)
     photos: list[Photo] = Field(default_factory=list, max_length=10)
 
 
-class Choice(BaseModel):
+class Choice(Body):
     proposal: int = Field(ge=0, le=20)
 
 
-class TicketDecision(BaseModel):
+class TicketDecision(Body):
     approve: bool = True
     reason: str = Field(default="", max_length=500)
 

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from pydantic import Field
 
-from tuangou.core.http import Merchant, ReadUoW, UoW
+from tuangou.core.http import Merchant, ReadUoW, UoW, file_response, read_upload
+from tuangou.core.input import Body
 from tuangou.governance import inventory, service
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
 
 
-class ChangeDecision(BaseModel):
+class ChangeDecision(Body):
     decision: str = Field(description="approve | reject | false_claim")
     reason: str = Field(min_length=1, max_length=500)
 
 
-class CountIn(BaseModel):
+class CountIn(Body):
     counted: int = Field(ge=0, le=100_000_000)
     note: str = Field(default="", max_length=1000)
 
@@ -35,12 +36,12 @@ def incident(incident_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
 
 @router.post("/deals/{deal_id}/inventory-change-requests", status_code=201,
              summary="Ask to raise a cap or stock: reason + evidence file (multipart)")
-def file_request(deal_id: int, p: Merchant, uow: UoW, bucket: Annotated[str, Form(max_length=40)],
+def file_request(deal_id: int, p: Merchant, uow: UoW, request: Request, bucket: Annotated[str, Form(max_length=40)],
                  requested_cap: Annotated[int, Form(ge=0, le=100_000_000)],
                  reason: Annotated[str, Form(min_length=1, max_length=1000)],
                  evidence: Annotated[UploadFile, File(description="purchase order photo or file")]
                  ) -> dict[str, Any]:
-    data = evidence.file.read(inventory.MAX_EVIDENCE_BYTES + 1)
+    data = read_upload(evidence, min(inventory.MAX_EVIDENCE_BYTES, request.app.state.settings.max_file_bytes))
     return inventory.file_change_request(uow, p, deal_id, bucket=bucket, requested_cap=requested_cap, reason=reason,
                                          evidence_name=evidence.filename or "evidence",
                                          evidence_type=evidence.content_type or "application/octet-stream",
@@ -56,8 +57,7 @@ def list_requests(p: Merchant, uow: ReadUoW, status: str | None = None, deal_id:
 @router.get("/inventory-change-requests/{request_id}/evidence")
 def evidence(request_id: int, p: Merchant, uow: ReadUoW) -> Response:
     name, content_type, data = inventory.evidence_of(uow, p, request_id)
-    return Response(data, media_type=content_type,
-                    headers={"content-disposition": f'attachment; filename="{name.replace(chr(34), "")}"'})
+    return file_response(name, content_type, data)
 
 
 @router.post("/inventory-change-requests/{request_id}/decision", summary="Ops: approve, reject or false_claim")

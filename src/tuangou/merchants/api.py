@@ -4,31 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tuangou.catalog import rules as catalog_rules
-from tuangou.core.errors import ValidationFailed
-from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW
+from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
+from tuangou.core.input import Body
 from tuangou.merchants import casework, rules, service
 
 router = APIRouter(prefix="/api/v1", tags=["merchant accountability"])
 
 
-class PolicyChange(BaseModel):
+class PolicyChange(Body):
     changes: dict[str, Any] = Field(description="fields of the policy to change, e.g. {'limited_daily_intake': 20}")
     reason: str = Field(min_length=1, max_length=500)
 
 
-class NewViolation(BaseModel):
+class NewViolation(Body):
     category: catalog_rules.Category
     kind: rules.ViolationKind
     ref: str = Field(min_length=1, max_length=128, description="the incident, e.g. 'incident:42'")
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class NewPenalty(BaseModel):
+class NewPenalty(Body):
     kind: rules.PenaltyKind
     rule: str = Field(min_length=1, max_length=500, description="the rule broken")
     evidence: str = Field(min_length=1, max_length=2000)
@@ -38,23 +38,23 @@ class NewPenalty(BaseModel):
     violation_id: int | None = None
 
 
-class Decision(BaseModel):
+class Decision(Body):
     uphold: bool = Field(description="true: the merchant wins, points and penalties are restored")
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class NewQuestion(BaseModel):
+class NewQuestion(Body):
     text: str = Field(min_length=1, max_length=2000)
     options: list[str] = Field(min_length=2, max_length=8)
     correct_index: int = Field(ge=0)
     reason: str = Field(default="", max_length=500)
 
 
-class Retire(BaseModel):
+class Retire(Body):
     reason: str = Field(default="", max_length=500)
 
 
-class Answers(BaseModel):
+class Answers(Body):
     answers: dict[int, int] = Field(description="question id -> index of the chosen option")
 
 
@@ -104,15 +104,13 @@ def impose_penalty(merchant_id: int, body: NewPenalty, p: Ops, uow: UoW) -> dict
 
 
 @router.post("/appeals", status_code=201, summary="A merchant appeals a deduction or penalty with evidence files")
-def file_appeal(p: Merchant, uow: UoW, target: Annotated[str, Form(max_length=40)],
+def file_appeal(p: Merchant, uow: UoW, request: Request, target: Annotated[str, Form(max_length=40)],
                 statement: Annotated[str, Form(max_length=4000)],
                 files: Annotated[list[UploadFile], File(description="chat logs, logistics or stock records")]
                 ) -> dict[str, Any]:
     uploads = []
     for f in files:
-        data = f.file.read(casework.MAX_FILE_BYTES + 1)
-        if len(data) > casework.MAX_FILE_BYTES:
-            raise ValidationFailed(f"{f.filename}: larger than {casework.MAX_FILE_BYTES // (1024 * 1024)} MB")
+        data = read_upload(f, min(casework.MAX_FILE_BYTES, request.app.state.settings.max_file_bytes))
         uploads.append((f.filename or "evidence", f.content_type or "application/octet-stream", data))
     return casework.file_appeal(uow, p, target=target, statement=statement, files=uploads)
 
@@ -130,13 +128,7 @@ def get_appeal(appeal_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
 @router.get("/appeals/{appeal_id}/evidence/{evidence_id}", summary="Download one evidence file")
 def evidence(appeal_id: int, evidence_id: int, p: Merchant, uow: ReadUoW) -> Response:
     name, content_type, data = casework.evidence_file(uow, p, appeal_id, evidence_id)
-    return Response(data, media_type=content_type,
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{_quote(name)}"})
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-    return quote(name, safe="")
+    return file_response(name, content_type, data)
 
 
 @router.post("/appeals/{appeal_id}/decision", summary="Ops uphold or reject an appeal with a written reason")

@@ -5,20 +5,21 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
 
 from tuangou.core.http import Auth, Ops, ReadUoW, UoW
+from tuangou.core.input import Body
 from tuangou.notify import phone, service
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 
-class MarkRead(BaseModel):
+class MarkRead(Body):
     ids: list[int] | None = Field(default=None, description="omit to mark everything read")
 
 
-class NewEndpoint(BaseModel):
+class NewEndpoint(Body):
     url: str = Field(max_length=500)
     event_types: list[str] = Field(default_factory=lambda: ["*"])
 
@@ -37,8 +38,8 @@ def mark_read(body: MarkRead, p: Auth, uow: UoW) -> dict[str, int]:
 
 
 @router.post("/webhooks", status_code=201, summary="Subscribe a URL to events (signed with the returned secret)")
-def add_webhook(body: NewEndpoint, p: Auth, uow: UoW) -> dict[str, Any]:
-    return service.add_endpoint(uow, p, body.url, body.event_types)
+def add_webhook(body: NewEndpoint, p: Auth, request: Request, uow: UoW) -> dict[str, Any]:
+    return service.add_endpoint(uow, p, body.url, body.event_types, request.app.state.settings.webhook_allowed())
 
 
 @router.get("/webhooks")
@@ -56,7 +57,7 @@ def replay(endpoint_id: int, p: Ops, uow: UoW) -> dict[str, int]:
     return {"requeued": service.replay_dead(uow, p, endpoint_id)}
 
 
-class PhoneChoice(BaseModel):
+class PhoneChoice(Body):
     channel: str = Field(description="sms | wechat | http")
     address: str = Field(max_length=500, description="phone number, WeChat openid, or URL for http")
     kinds: list[str] | None = Field(default=None, description="notification kinds sent to the phone; "

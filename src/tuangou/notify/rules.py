@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from datetime import timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 
 class DeliveryStatus(StrEnum):
@@ -72,4 +74,70 @@ def phone_problem(channel: str, address: str, kinds: list[str]) -> str | None:
         return "address is required"
     if any(not k or len(k) > 48 for k in kinds):
         return "kinds are notification kinds such as sold_out"
+    return None
+
+
+# Cloud metadata services that are not in a private range on every provider.
+METADATA_ADDRESSES = frozenset({"169.254.169.254", "fd00:ec2::254", "100.100.100.200"})
+
+
+def _address_refused(text: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip) in METADATA_ADDRESSES or not ip.is_global or ip.is_multicast
+
+
+def _allowed(host: str, addresses: list[str], allow: tuple[str, ...]) -> bool:
+    """Allow-listed by host name, or every resolved address inside an allow-listed network."""
+    names = {a.lower().rstrip(".") for a in allow if not any(c in a for c in "/:") and not a[:1].isdigit()}
+    if host in names:
+        return True
+    nets = []
+    for entry in allow:
+        try:
+            nets.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            continue
+    if not nets or not addresses:
+        return False
+    try:
+        return all(any(ipaddress.ip_address(a.split("%")[0]) in n for n in nets) for a in addresses)
+    except ValueError:
+        return False
+
+
+def url_refusal(url: str, addresses: list[str], allow: tuple[str, ...] = ()) -> str | None:
+    """Why a webhook may not be sent to `url` resolving to `addresses`, or None.
+
+    https only; no private, loopback, link-local, multicast or metadata address; unless the host or all its
+    addresses are on the operator's allow-list (on-premise receivers), which also permits plain http.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "url is not a valid URL"
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme not in ("http", "https") or not host:
+        return "url must be an absolute http(s) URL"
+    if parts.username is not None or parts.password is not None:
+        return "url may not carry credentials"
+    if port == 0:
+        return "url has an invalid port"
+    try:
+        literal = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        literal = []
+    addresses = literal or addresses
+    if _allowed(host, addresses, allow):
+        return None
+    if parts.scheme != "https":
+        return "url must use https (plain http only for allow-listed receivers)"
+    refused = [a for a in addresses if _address_refused(a)]
+    if refused or host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
+        return "url points at a private, loopback, link-local or metadata address"
     return None

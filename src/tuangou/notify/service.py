@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Connection, insert, or_, select, update
@@ -18,6 +21,11 @@ from tuangou.core.errors import NotFound, ValidationFailed
 from tuangou.core.outbox import OutboxEvent
 from tuangou.notify import rules
 from tuangou.notify.models import Notification, WebhookDelivery, WebhookEndpoint
+
+
+class _Refused(Exception):
+    """The endpoint now resolves to an address webhooks may not reach; the attempt fails without a request."""
+
 
 CLAIM = timedelta(seconds=60)  # a delivery being sent is hidden from other workers this long
 
@@ -93,10 +101,26 @@ def mark_read(uow: UnitOfWork, user_id: int, ids: list[int] | None) -> int:
         return changed
 
 
-def add_endpoint(uow: UnitOfWork, actor: Principal, url: str, event_types: list[str]) -> dict[str, Any]:
-    """Merchants get their own events; ops get every event."""
-    if not url.startswith(("http://", "https://")):
-        raise ValidationFailed("url must be http(s)")
+def resolve_host(url: str) -> list[str]:
+    """Every address `url`'s host resolves to now; [] when it does not resolve (nothing can be reached)."""
+    try:
+        host = urlsplit(url).hostname
+        if not host:
+            return []
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    except (OSError, ValueError, UnicodeError):
+        return []
+
+
+Resolver = Callable[[str], list[str]]
+
+
+def add_endpoint(uow: UnitOfWork, actor: Principal, url: str, event_types: list[str],
+                 allow: tuple[str, ...] = (), resolve: Resolver = resolve_host) -> dict[str, Any]:
+    """Merchants get their own events; ops get every event. No URL into the platform's own network."""
+    refusal = rules.url_refusal(url, resolve(url), allow)
+    if refusal:
+        raise ValidationFailed(refusal, code="webhook_url_refused")
     with uow:
         endpoint = WebhookEndpoint(owner_id=actor.user_id,
                                    merchant_id=actor.merchant_id if actor.role == Role.MERCHANT else None,
@@ -153,7 +177,8 @@ def relay_outbox(uow: UnitOfWork, batch: int = 500) -> int:
         return len(events)
 
 
-def deliver_due(uow: UnitOfWork, http: httpx.Client, max_attempts: int, batch: int = 100) -> dict[str, int]:
+def deliver_due(uow: UnitOfWork, http: httpx.Client, max_attempts: int, batch: int = 100,
+                allow: tuple[str, ...] = (), resolve: Resolver = resolve_host) -> dict[str, int]:
     """Send due deliveries: claim each with a conditional UPDATE, post it, record the outcome.
 
     At least once: a worker killed after the receiver answered but before the
@@ -184,14 +209,19 @@ def deliver_due(uow: UnitOfWork, http: httpx.Client, max_attempts: int, batch: i
             body = json.dumps({"id": event.event_id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
                                "data": event.payload}, separators=(",", ":")).encode()
             uow.commit()
-        error = ""
+        # checked again now: the name may resolve elsewhere than at registration (DNS rebinding)
+        error = rules.url_refusal(url, resolve(url), allow) or ""
         try:
+            if error:
+                raise _Refused(error)
             ts = int(uow.clock.now().timestamp())
             response = http.post(url, content=body, headers={
                 "content-type": "application/json", "x-tuangou-event-id": event.event_id,
                 "x-tuangou-event-type": event.type, "x-tuangou-signature": rules.signature(secret, ts, body)})
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
+        except _Refused:
+            pass
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         with uow:

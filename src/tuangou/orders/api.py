@@ -8,11 +8,12 @@ from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from tuangou.core.errors import DomainError
 from tuangou.core.http import Auth, Buyer, Merchant, ReadUoW, UoW
+from tuangou.core.input import Body
 from tuangou.orders import rules, service
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
@@ -20,7 +21,7 @@ T = TypeVar("T")
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
 
-class NewOrder(BaseModel):
+class NewOrder(Body):
     deal_id: int
     quantity: int = Field(default=1, ge=1, le=1000)
     service_date: date | None = Field(default=None, description="default: today in the store's time zone")
@@ -28,13 +29,13 @@ class NewOrder(BaseModel):
     coupon_code: str | None = Field(default=None, max_length=24, description="one coupon of yours to apply")
 
 
-class Pay(BaseModel):
+class Pay(Body):
     method: Literal["sandbox"] = "sandbox"
     outcome: Literal["succeed", "fail", "timeout"] | None = Field(
         default=None, description="sandbox only: what the gateway answers")
 
 
-class RefundRequest(BaseModel):
+class RefundRequest(Body):
     codes: list[str] | None = Field(default=None, description="omit to refund every unused voucher")
     reason: str = Field(default="", max_length=500)
 

@@ -15,6 +15,7 @@ from tuangou.accounts import service as accounts
 from tuangou.core.auth import Role
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
+from tuangou.core.ratelimit import request_address
 from tuangou.web import buyer, calendar, community, docs, i18n, merchant, ops, platform
 from tuangou.web.session import (
     COOKIE,
@@ -58,13 +59,20 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login")
 def login(request: Request, email: str = Form(...), password: str = Form(...)) -> Response:
-    settings = request.app.state.settings
-    uow = UnitOfWork(request.app.state.db, request.app.state.clock)
+    state = request.app.state
+    uow = UnitOfWork(state.db, state.clock)
+    address = request_address(request)
     try:
-        token, user = accounts.log_in(uow, email, password, settings.secret_key,
-                                      timedelta(hours=settings.token_ttl_hours))
+        state.login_guard.check(email, address)  # the API's lockout holds for the console too
+        try:
+            token, user = accounts.log_in(uow, email, password, state.keyring,
+                                          timedelta(hours=state.settings.token_ttl_hours))
+        except DomainError:
+            state.login_guard.failed_attempt(email, address)
+            raise
     except DomainError as exc:
-        return render(request, "login.html", {"error": exc.message}, status_code=401)
+        return render(request, "login.html", {"error": exc.message}, status_code=exc.status)
+    state.login_guard.succeeded(email, address)
     response = RedirectResponse(HOME.get(Role(user.role), "/console"), status_code=303)
     set_session(request, response, token)
     return response

@@ -18,9 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from tuangou.accounts import service as accounts
-from tuangou.core.auth import Principal, Role, read_token
+from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import DomainError
+from tuangou.core.http import authenticate
 from tuangou.web import charts, i18n
 
 COOKIE = "tuangou_token"
@@ -55,7 +56,7 @@ def principal(request: Request) -> Principal | None:
     if not token:
         return None
     try:
-        return read_token(token, request.app.state.settings.secret_key, request.app.state.clock.now())
+        return authenticate(request, token)  # signature, expiry, and the user still active at its token version
     except DomainError:
         return None
 
