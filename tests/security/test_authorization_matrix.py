@@ -145,9 +145,104 @@ ACCESS: dict[str, str] = {  # route -> actors that get in (observed, reviewed ag
     "POST /api/v1/webhooks/{endpoint_id}/replay": "x",
     "GET /console": "bomnslx",
     "GET /console/login": "abomnslx",
-    "POST /console/login": "abomnslx",
-    "POST /console/logout": "abomnslx",
+    "POST /console/login": "",  # every console form needs its CSRF token first (403 without)
+    "POST /console/logout": "",
     "GET /healthz": "abomnslx",
+    # routes of the second landing (logistics, monitoring, phone, consoles), observed and reviewed: console
+    # forms answer 403 without their CSRF token, carrier events are authenticated by their HMAC signature
+    "GET /api/v1/carriers": "abomnslx",
+    "GET /api/v1/kpi/check-tasks": "x",
+    "GET /api/v1/kpi/lines": "x",
+    "GET /api/v1/kpi/lines/{category}/{city}/transitions": "x",
+    "GET /api/v1/kpi/merchants/{merchant_id}": "mx",
+    "GET /api/v1/logistics-exceptions": "mnx",
+    "GET /api/v1/logistics-policy": "bomnslx",
+    "GET /api/v1/me/phone": "bomnslx",
+    "GET /api/v1/me/phone/deliveries": "bomnslx",
+    "GET /api/v1/merchants/{merchant_id}/shipping-performance": "mx",
+    "GET /api/v1/monitoring-policy": "abomnslx",
+    "GET /api/v1/orders/{order_id}/shipping": "bmx",
+    "GET /api/v1/shipment-flags": "mnx",
+    "GET /api/v1/shipments": "bomnx",
+    "GET /api/v1/shipments/{shipment_id}": "",
+    "GET /console/buyer": "bo",
+    "GET /console/buyer/deals/{deal_id}": "bo",
+    "GET /console/buyer/groups": "bo",
+    "GET /console/buyer/me": "bo",
+    "GET /console/buyer/orders": "bo",
+    "GET /console/buyer/orders/{order_id}": "b",
+    "GET /console/merchant": "mn",
+    "GET /console/merchant/campaigns": "mn",
+    "GET /console/merchant/capacity": "mn",
+    "GET /console/merchant/case-reports/{month}": "",
+    "GET /console/merchant/deals": "mn",
+    "GET /console/merchant/disputes": "mn",
+    "GET /console/merchant/exam": "mn",
+    "GET /console/merchant/gauges": "mn",
+    "GET /console/merchant/orders": "mn",
+    "GET /console/merchant/redeem": "mn",
+    "GET /console/merchant/standing": "mn",
+    "GET /console/ops": "x",
+    "GET /console/ops/appeals/{appeal_id}": "",
+    "GET /console/ops/audit": "x",
+    "GET /console/ops/charts": "x",
+    "GET /console/ops/disputes/{dispute_id}": "",
+    "GET /console/ops/incidents": "x",
+    "GET /console/ops/merchants": "x",
+    "GET /console/ops/policies": "x",
+    "GET /console/ops/users": "x",
+    "GET /console/partner": "sl",
+    "GET /metrics": "abomnslx",
+    "GET /readyz": "",
+    "POST /api/v1/carriers": "x",
+    "POST /api/v1/carriers/{code}/events": "abomnslx",
+    "POST /api/v1/carriers/{code}/events/bulk": "abomnslx",
+    "POST /api/v1/carriers/{code}/status": "x",
+    "POST /api/v1/kpi/check-tasks/{task_id}/done": "x",
+    "POST /api/v1/kpi/lines/{category}/{city}/resume": "x",
+    "POST /api/v1/kpi/refresh": "x",
+    "POST /api/v1/logistics-exceptions": "mnx",
+    "POST /api/v1/logistics-exceptions/{exception_id}/accept": "x",
+    "POST /api/v1/logistics-exceptions/{exception_id}/reject": "x",
+    "POST /api/v1/logistics/run": "x",
+    "POST /api/v1/orders/{order_id}/shipments": "mnx",
+    "POST /api/v1/shipment-flags/{flag_id}/confirm": "x",
+    "POST /api/v1/shipment-flags/{flag_id}/dismiss": "x",
+    "POST /api/v1/shipments/{shipment_id}/choice": "bo",
+    "POST /api/v1/shipments/{shipment_id}/label": "mnx",
+    "POST /api/v1/shipments/{shipment_id}/simulate": "",
+    "POST /api/v1/warehouses": "mnx",
+    "POST /console/buyer/deals/{deal_id}/order": "",
+    "POST /console/buyer/orders/{order_id}/dispute": "",
+    "POST /console/buyer/orders/{order_id}/pay": "",
+    "POST /console/buyer/orders/{order_id}/ticket": "",
+    "POST /console/buyer/tickets/{ticket_id}/choice": "",
+    "POST /console/language": "",
+    "POST /console/merchant/appeals": "",
+    "POST /console/merchant/deals/{deal_id}/cap": "",
+    "POST /console/merchant/deals/{deal_id}/change-requests": "",
+    "POST /console/merchant/disputes/{dispute_id}/admit": "",
+    "POST /console/merchant/disputes/{dispute_id}/contest": "",
+    "POST /console/merchant/disruptions/{disruption_id}/end": "",
+    "POST /console/merchant/exam": "",
+    "POST /console/merchant/redeem": "",
+    "POST /console/merchant/stores/{store_id}/capacity": "",
+    "POST /console/merchant/stores/{store_id}/disruptions": "",
+    "POST /console/ops/appeals/{appeal_id}/decision": "",
+    "POST /console/ops/audits/{audit_id}/decision": "",
+    "POST /console/ops/change-requests/{request_id}/decision": "",
+    "POST /console/ops/disputes/{dispute_id}/confirm": "",
+    "POST /console/ops/disputes/{dispute_id}/reject": "",
+    "POST /console/ops/merchants": "",
+    "POST /console/ops/merchants/{merchant_id}/penalties": "",
+    "POST /console/ops/policies/{name}": "",
+    "POST /console/ops/users": "",
+    "PUT /api/v1/deals/{deal_id}/temperature-range": "mnx",
+    "PUT /api/v1/emergency-plan": "mnx",
+    "PUT /api/v1/logistics-policy": "x",
+    "PUT /api/v1/me/phone": "bomnslx",
+    "PUT /api/v1/monitoring-policy": "x",
+    "PUT /api/v1/warehouses/{warehouse_id}/stock/{deal_id}": "mnx",
 }
 
 
@@ -236,7 +331,7 @@ def test_every_route_answers_every_actor_as_the_matrix_says(stage):
         got = ""
         for actor in ACTORS:
             outcome = _outcome(method, _call(stage, method, path, headers[actor], ids))
-            if outcome == "5xx":
+            if outcome == "5xx" and key != "GET /readyz":  # the readiness probe answers 503 with no worker running
                 wrong.append(f"{key}: {actor} got a server error")
             got += actor if outcome == "ok" else ""
             if path.endswith("/logout-all") and actor != "a":  # that revoked this actor's tokens
@@ -254,29 +349,6 @@ def test_every_route_answers_every_actor_as_the_matrix_says(stage):
     assert not wrong, "\n".join(wrong)
 
 
-def test_only_ops_get_the_ops_console(stage):
-    # supplier and leader accounts used to get the ops console with the full audit log
-    for role in ("supplier", "leader", "ops"):
-        email = f"console-{role}@test.tuangou"
-        stage.client.post("/api/v1/users", headers=stage.ops, json={"email": email, "password": PASSWORD,
-                                                                    "role": role, "reason": "t"})
-        token = stage.login(email)["Authorization"].split()[1]
-        stage.client.cookies.clear()
-        page = stage.client.get("/console", cookies={COOKIE: token})
-        assert page.status_code == 200
-        assert ("Audit log" in page.text) == (role == "ops"), role
-        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-
-
-def test_console_forms_need_the_csrf_token(stage):
-    # a cross-site form post has no token: sign-in is refused and sign-out does nothing
-    r = stage.client.post("/console/login", data={"email": "ops@test.tuangou", "password": PASSWORD})
-    assert r.status_code == 403 and COOKIE not in r.cookies
-    stage.client.get("/console/login")
-    token = stage.client.cookies.get("tuangou_csrf")
-    r = stage.client.post("/console/login", data={"email": "ops@test.tuangou", "password": PASSWORD, "csrf": token},
-                          follow_redirects=False)
-    assert r.status_code == 303 and r.cookies.get(COOKIE)
-    r = stage.client.post("/console/logout", data={"csrf": "forged"}, follow_redirects=False)
-    assert r.headers["location"] == "/console"  # still signed in
-    assert "<script" not in stage.client.get("/console").text
+# The consoles' own tests cover what the first security pass tested here against the old one-page console:
+# supplier and leader accounts land on /console/partner and every ops page is closed to them
+# (tests/e2e/test_consoles.py), and every console form needs its CSRF token (tests/e2e/test_consoles*.py).
