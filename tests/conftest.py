@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from tuangou.app import create_app
 from tuangou.composition import compose
 from tuangou.core.clock import SettableClock
 from tuangou.core.config import Settings
-from tuangou.core.db import Base, Database, normalise_url
+from tuangou.core.db import Base, Database, scratch_postgres
 from tuangou.core.registry import load_models
 from tuangou.orders.gateway import SandboxGateway
 
@@ -31,18 +30,7 @@ PASSWORD = "secret-pass-1"
 
 def _fresh_postgres() -> tuple[str, Any]:
     assert PG_URL
-    admin_url = normalise_url(PG_URL)
-    name = f"tg_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, _ = admin_url.rpartition("/")
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    return f"{base}/{name}", drop
+    return scratch_postgres(PG_URL, "tg")
 
 
 def make_database(kind: str, tmp_path: Any) -> tuple[Database, Any]:

@@ -14,11 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from tuangou.core.auth import Principal, Role, hash_password, issue_token
 from tuangou.core.clock import SystemClock
-from tuangou.core.db import Base, Database, normalise_url
+from tuangou.core.db import Base, Database, scratch_postgres
 from tuangou.core.registry import load_models
 
 PASSWORD = "bench-pass-1"
@@ -36,17 +36,7 @@ def fresh_database(kind: str, postgres_url: str | None, workdir: Path) -> tuple[
         return f"sqlite:///{path}", remove
     if not postgres_url:
         raise SystemExit("--db postgresql needs TUANGOU_BENCH_POSTGRES_URL or TUANGOU_TEST_POSTGRES_URL")
-    admin_url = normalise_url(postgres_url)
-    name = f"tg_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    return f"{admin_url.rpartition('/')[0]}/{name}", drop
+    return scratch_postgres(postgres_url, "tg_bench")
 
 
 def table(name: str) -> Any:

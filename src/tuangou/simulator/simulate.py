@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
-from tuangou.core.db import normalise_url
+from tuangou.core.db import scratch_postgres
 from tuangou.simulator import config, report, rules, world
 from tuangou.simulator.driver import Driver
 
@@ -36,17 +34,7 @@ def _database(kind: str, postgres_url: str | None, workdir: Path) -> tuple[str, 
         return f"sqlite:///{workdir}/sim-{uuid.uuid4().hex[:8]}.db", lambda: None
     if not postgres_url:
         raise SystemExit("--db postgresql needs TUANGOU_TEST_POSTGRES_URL (an admin URL)")
-    admin_url = normalise_url(postgres_url)
-    name = f"tg_sim_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    return f"{admin_url.rpartition('/')[0]}/{name}", drop
+    return scratch_postgres(postgres_url, "tg_sim")
 
 
 def run(opts: Options, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
