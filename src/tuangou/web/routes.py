@@ -7,9 +7,11 @@ form works without JavaScript and carries a CSRF token (session.check_csrf runs 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from tuangou.accounts import service as accounts
 from tuangou.core.auth import Role
@@ -41,6 +43,8 @@ def install(app: FastAPI) -> None:
         app.include_router(r)
     app.include_router(docs.router)
     docs.mount_assets(app)
+    # our own small script, same origin: the consoles' CSP allows no inline script
+    app.mount("/console/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="console-static")
 
     @app.exception_handler(Redirect)
     async def _redirect(_: Request, exc: Redirect) -> Response:
