@@ -56,8 +56,18 @@ def test_importing_capabilities_installs_nothing():
 
 def test_placing_before_composition_is_an_error_not_a_silent_skip():
     with pytest.raises(NotComposed):
-        _ = Registry().items
+        _ = Registry("order").items
 
 
 def test_compose_is_repeatable_and_names_are_unique():
     assert compose() == compose() == EXPECTED
+
+
+def test_compose_installs_the_deal_capacity_and_over_sale_participants_too():
+    from tuangou.capacity.participants import registry as capacity
+    from tuangou.catalog.participants import registry as deals
+    from tuangou.governance.participants import registry as oversales
+    compose()
+    assert deals.names() == ["monitoring.line_pause_listings", "merchants.standing", "capacity.on_publish"]
+    assert capacity.names() == ["governance.circuit_breaker"]
+    assert oversales.names() == ["disputes.oversale_coupon"]

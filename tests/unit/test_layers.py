@@ -38,3 +38,16 @@ def test_rules_modules_do_no_io():
     for path in SRC.glob("*/rules.py"):
         for name in _imports(path):
             assert not name.startswith(("sqlalchemy", "fastapi", "httpx", "redis", "tuangou.core.db")), (path, name)
+
+
+def test_no_import_hides_inside_a_function_in_core_or_a_capability():
+    # the CLI, the composition roots and the benchmarks (top-level modules, benchmarks/) may import lazily
+    offences = []
+    for path in SRC.glob("*/**/*.py"):
+        if path.relative_to(SRC).parts[0] == "benchmarks":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                offences += [f"{path.relative_to(SRC)}:{sub.lineno}" for sub in ast.walk(node)
+                             if isinstance(sub, ast.Import | ast.ImportFrom)]
+    assert offences == []

@@ -162,7 +162,7 @@ def get_user(uow: UnitOfWork, user_id: int) -> UserView:
         return _view(user)
 
 
-def merchant_status(uow: UnitOfWork, merchant_id: int) -> str:
+def merchant_status(uow: InTransaction, merchant_id: int) -> str:
     """Status of a merchant inside an open unit of work (other capabilities call this)."""
     merchant = uow.session.get(Merchant, merchant_id)
     if merchant is None:
@@ -176,7 +176,7 @@ def merchant_name(uow: UnitOfWork, merchant_id: int) -> str:
     return merchant.name if merchant is not None else ""
 
 
-def set_merchant_status(uow: UnitOfWork, merchant_id: int, status: rules.MerchantStatus) -> None:
+def set_merchant_status(uow: InTransaction, merchant_id: int, status: rules.MerchantStatus) -> None:
     """Inside an open unit of work: penalties suspend or remove a merchant."""
     merchant = uow.session.get(Merchant, merchant_id)
     if merchant is None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 
-from tuangou.capacity import rules
+from tuangou.capacity import participants, rules
 from tuangou.capacity.models import (
     CapacityAudit,
     CapacityDeclaration,
@@ -41,7 +41,7 @@ def cached_policy(tx: InTransaction) -> rules.GovernancePolicy:
     return policies.cached(tx.session, POLICY, _parse_policy)
 
 
-def policy(uow: UnitOfWork) -> rules.GovernancePolicy:
+def policy(uow: InTransaction) -> rules.GovernancePolicy:
     """Inside an open unit of work: the current policy (stored values over the seed defaults)."""
     stored = policies.load(uow.session, POLICY)
     base = rules.GovernancePolicy()
@@ -53,14 +53,14 @@ def declaration_of(raw: dict[str, Any]) -> rules.Declaration:
     return rules.Declaration(**plain, machines=tuple(rules.machines_from(raw.get("machines", []))))
 
 
-def approved_cap(uow: UnitOfWork, deal_id: int) -> int | None:
+def approved_cap(uow: InTransaction, deal_id: int) -> int | None:
     """Inside an open unit of work: the cap of the deal's latest approved audit, if any."""
     return uow.session.scalar(select(CapacityAudit.approved_cap).where(
         CapacityAudit.deal_id == deal_id, CapacityAudit.status == rules.AuditStatus.APPROVED)
         .order_by(CapacityAudit.decided_at.desc(), CapacityAudit.id.desc()).limit(1))
 
 
-def capacity_base(uow: UnitOfWork, facts: dict[str, Any]) -> int | None:
+def capacity_base(uow: InTransaction, facts: dict[str, Any]) -> int | None:
     """Units a day the store can serve of this deal: the approved audit, else the declared bottleneck."""
     audited = approved_cap(uow, facts["id"])
     if audited is not None:
@@ -86,7 +86,7 @@ class Inputs:
     dynamic: bool = True  # the policy's dynamic_daily_cap: off, the offer alone makes the cap
 
 
-def _inputs(uow: UnitOfWork, facts: dict[str, Any]) -> Inputs:
+def _inputs(uow: InTransaction, facts: dict[str, Any]) -> Inputs:
     pol = policy(uow)
     inputs = Inputs(facts, capacity_base(uow, facts), pol.max_day_factor, now=uow.now, dynamic=pol.dynamic_daily_cap)
     row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
@@ -102,7 +102,7 @@ def _inputs(uow: UnitOfWork, facts: dict[str, Any]) -> Inputs:
     return inputs
 
 
-def _today(uow: UnitOfWork, facts: dict[str, Any]) -> date:
+def _today(uow: InTransaction, facts: dict[str, Any]) -> date:
     return uow.now.astimezone(ZoneInfo(facts["timezone"])).date()
 
 
@@ -129,7 +129,7 @@ def day_plan(uow: UnitOfWork, deal_id: int, day: date) -> dict[str, Any]:
     return _plan(_inputs(uow, facts), day)
 
 
-def day_target(uow: UnitOfWork, deal_id: int, day: date, slot: str | None = None) -> int:
+def day_target(uow: InTransaction, deal_id: int, day: date, slot: str | None = None) -> int:
     """Inside an open unit of work: the cap a bucket of `day` should have."""
     facts = catalog.deal_facts(uow, deal_id)
     if slot is not None or facts["slots"]:
@@ -137,7 +137,7 @@ def day_target(uow: UnitOfWork, deal_id: int, day: date, slot: str | None = None
     return int(_plan(_inputs(uow, facts), day)["cap"])
 
 
-def recompute_deal(uow: UnitOfWork, deal_id: int, cause: str, days: list[date] | None = None) -> list[str]:
+def recompute_deal(uow: InTransaction, deal_id: int, cause: str, days: list[date] | None = None) -> list[str]:
     """Inside an open unit of work: move the deal's date buckets to their planned caps.
 
     First every cap moves, then each bucket left with more sold than its cap trips
@@ -171,9 +171,9 @@ def recompute_deal(uow: UnitOfWork, deal_id: int, cause: str, days: list[date] |
         if moved["sold"] > moved["cap"] or moved["over"] > 0:
             tripped.append(plan["key"])
     if tripped and policy(uow).circuit_breaker:
-        from tuangou.governance import service as governance  # governance builds on capacity
-        for key in tripped:
-            governance.trip_circuit_breaker(uow, deal_id, key, cause)
+        for key in tripped:  # the circuit breaker (governance) takes part here
+            for p in participants.registry.items:
+                p.on_cap_below_sold(uow, deal_id, key, cause)
     return tripped
 
 

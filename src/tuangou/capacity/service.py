@@ -48,7 +48,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
@@ -275,7 +275,7 @@ def list_audits(uow: UnitOfWork, actor: Principal, status: str | None, deal_id: 
         return [_audit_view(a) for a in uow.session.scalars(q)]
 
 
-def on_publish(uow: UnitOfWork, deal_id: int) -> None:
+def on_publish(uow: InTransaction, deal_id: int) -> None:
     """Inside the publishing unit of work: refuse a large promotion without an approved audit, then
     bring the deal's caps in line with the store's capacity."""
     facts = catalog.deal_facts(uow, deal_id)

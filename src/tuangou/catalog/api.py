@@ -11,7 +11,6 @@ from pydantic import AwareDatetime, Field
 
 from tuangou.catalog import rules, service
 from tuangou.core.auth import Principal
-from tuangou.core.errors import ValidationFailed
 from tuangou.core.http import Merchant, ReadUoW, UoW, optional_principal
 from tuangou.core.input import Body
 
@@ -43,14 +42,6 @@ class NewDeal(Body):
 
 
 class Reason(Body):
-    reason: str = Field(default="", max_length=500)
-
-
-class CapChange(Body):
-    service_date: date | None = Field(default=None, description="for voucher deals")
-    slot: str | None = Field(default=None, max_length=16)
-    bucket: str | None = Field(default=None, description="'total' or 'stock' instead of a date")
-    cap: int = Field(ge=0, le=100_000_000)
     reason: str = Field(default="", max_length=500)
 
 
@@ -122,16 +113,5 @@ def get_deal(deal_id: int, request: Request, uow: ReadUoW) -> dict[str, Any]:
 @router.get("/deals/{deal_id}/calendar", summary="Cap, sold, reserved and status per service date")
 def calendar(deal_id: int, request: Request, uow: ReadUoW) -> dict[str, Any]:
     return {"items": service.deal_calendar(uow, deal_id, _optional_principal(request))}
-
-
-@router.put("/deals/{deal_id}/capacity", summary="Set the cap of one service date, slot, total or stock")
-def set_capacity(deal_id: int, body: CapChange, p: Merchant, uow: UoW) -> dict[str, Any]:
-    if body.bucket is not None:
-        key = body.bucket
-    elif body.service_date is not None:
-        key = rules.date_bucket(body.service_date, body.slot)
-    else:
-        raise ValidationFailed("give service_date (and optional slot) or bucket")
-    return service.set_bucket_cap(uow, p, deal_id, key, body.cap, body.reason)
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, select, update
 
 from tuangou.accounts import service as accounts
-from tuangou.catalog import rules
+from tuangou.catalog import participants, rules
 from tuangou.catalog.counters import (
     buckets_of,
     confirm_held,
@@ -32,7 +32,7 @@ from tuangou.catalog.counters import (
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 
@@ -234,8 +234,8 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         _require_active_merchant(uow, deal.merchant_id)
         if deal.status == rules.DealStatus.PUBLISHED:
             return _deal_view(deal, _tz(uow, deal))
-        from tuangou.merchants import service as merchants  # merchants imports catalog
-        merchants.check_may_publish(uow, deal.merchant_id, deal.large_promotion)  # suspensions, promotion bans
+        for p in participants.registry.items:  # suspensions, promotion bans, paused business lines
+            p.check_publish(uow, deal.id, deal.merchant_id, deal.large_promotion)
         if deal.valid_until <= uow.now:
             raise Conflict("the deal's validity has ended", code="deal_expired")
         tz = _tz(uow, deal)
@@ -249,9 +249,9 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         deal.status = rules.DealStatus.PUBLISHED
         deal.published_at = uow.now
         # capacity governance: a large promotion needs an approved audit; caps follow the store's capacity
-        from tuangou.capacity import service as capacity
         uow.session.flush()
-        capacity.on_publish(uow, deal.id)
+        for p in participants.registry.items:
+            p.on_published(uow, deal.id)
         record_event(uow.session, "DealPublished", {"deal_id": deal.id}, uow.now, merchant_id=deal.merchant_id)
         if actor.role == Role.OPS:
             record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="publish_deal",
@@ -260,7 +260,7 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         return _deal_view(deal, tz)
 
 
-def delist(uow: UnitOfWork, deal_id: int, why: str) -> None:
+def delist(uow: InTransaction, deal_id: int, why: str) -> None:
     """Inside an open unit of work: stop all sales of a deal at once (orders already made stay)."""
     deal = uow.session.get(Deal, deal_id)
     if deal is None:
@@ -272,7 +272,7 @@ def delist(uow: UnitOfWork, deal_id: int, why: str) -> None:
                      merchant_id=deal.merchant_id)
 
 
-def delist_merchant_deals(uow: UnitOfWork, merchant_id: int, why: str) -> int:
+def delist_merchant_deals(uow: InTransaction, merchant_id: int, why: str) -> int:
     """Inside an open unit of work: stop every published deal of a merchant (removal); returns how many."""
     ids = list(uow.session.scalars(select(Deal.id).where(Deal.merchant_id == merchant_id,
                                                          Deal.status == rules.DealStatus.PUBLISHED).order_by(Deal.id)))
@@ -360,9 +360,10 @@ def list_deals(uow: UnitOfWork, *, service_date: date | None, category: str | No
 
 
 def _ranked_page(uow: UnitOfWork, q: Any, cursor: int | None, limit: int) -> list[Any]:
-    from tuangou.merchants import service as merchants  # merchants imports catalog
     keys = q.with_only_columns(Deal.id, Deal.merchant_id, Deal.category)
-    order = merchants.rank_deals(uow, [(d, m, c) for d, m, c in uow.session.execute(keys).all()])
+    listed = [(d, m, c) for d, m, c in uow.session.execute(keys).all()]
+    order = next((r for p in participants.registry.items if (r := p.rank(uow, listed)) is not None),
+                 sorted(d for d, _, _ in listed))
     if cursor and cursor not in order:
         return []  # the last deal seen left the listing: no position to continue from
     start = order.index(cursor) + 1 if cursor else 0
@@ -422,30 +423,7 @@ def bucket_key(ctx: DealContext, service_date: date | None, slot: str | None) ->
     return rules.date_bucket(service_date, slot)
 
 
-@retry_on_deadlock
-def set_bucket_cap(uow: UnitOfWork, actor: Principal, deal_id: int, key: str, cap: int, reason: str = ""
-                   ) -> dict[str, Any]:
-    """Set the cap of one bucket (a service date, a slot, `total` or `stock`).
-
-    Capacity governance decides: a merchant's raise needs an approved inventory
-    change request (refused with `change_request_required`); a decrease applies at
-    once, and one below what is sold trips the circuit breaker.
-    """
-    with uow:
-        deal = own_deal(uow, actor, deal_id, for_update=True)
-        if cap < 0:
-            raise ValidationFailed("cap must be >= 0")
-        from tuangou.governance import service as governance
-        result = governance.set_cap(uow, deal.id, key, cap, may_raise=actor.role == Role.OPS,
-                                    cause=reason or f"cap of {key} lowered to {cap}")
-        if actor.role == Role.OPS:
-            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_cap",
-                         target=f"deal:{deal_id}:{key}", reason=reason, now=uow.now, details={"cap": cap})
-        uow.commit()
-        return result
-
-
-def apply_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, allow_below_sold: bool) -> dict[str, Any]:
+def apply_cap(uow: InTransaction, deal_id: int, key: str, cap: int, *, allow_below_sold: bool) -> dict[str, Any]:
     """Inside an open unit of work: set a bucket's cap, creating the bucket if needed.
 
     Returns the bucket's counters after the change, with `over` = units sold or held
@@ -539,5 +517,5 @@ __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "b
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
            "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",
-           "release_sold", "reserve", "reserve_for_update", "set_bucket_cap", "snapshot", "snapshot_query", "store_category",
+           "release_sold", "reserve", "reserve_for_update", "snapshot", "snapshot_query", "store_category",
            "store_facts", "take_sold"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from tuangou.core.db import Base, UTCDateTime
@@ -32,7 +32,6 @@ def record_audit(session: Session, *, actor_id: int | None, actor_role: str, act
 
 def list_entries(session: Session, *, cursor: int | None, limit: int, action: str | None) -> list[dict[str, Any]]:
     """Newest first; `cursor` is the last id seen."""
-    from sqlalchemy import select
     q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if cursor is not None:
         q = q.where(AuditEntry.id < cursor)

@@ -15,6 +15,7 @@ from tuangou.core.config import Settings
 from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.leases import try_acquire
 from tuangou.core.observability import request_id
+from tuangou.core.registry import job_modules
 
 log = logging.getLogger("tuangou.jobs")
 LEASE = timedelta(seconds=30)
@@ -33,8 +34,6 @@ class JobContext:
 def run_all(ctx: JobContext, only: list[str] | None = None) -> dict[str, Any]:
     """One tick of every job (or `only` these capabilities). Each job is idempotent;
     the lease only saves work when several workers run."""
-    from tuangou.core.registry import job_modules
-
     results: dict[str, Any] = {}
     for module in job_modules():
         name = module.__name__.split(".")[1]

@@ -47,7 +47,7 @@ def coupon_view(c: Coupon) -> dict[str, Any]:
             "issued_at": c.issued_at.isoformat()}
 
 
-def issue(uow: UnitOfWork, *, buyer_id: int, kind: str, value: int, reason: str, ref: str, origin: str,
+def issue(uow: InTransaction, *, buyer_id: int, kind: str, value: int, reason: str, ref: str, origin: str,
           threshold_cents: int = 0, valid_days: int = 30, cap_cents: int | None = None,
           merchant_id: int | None = None, liable_merchant_id: int | None = None) -> dict[str, Any]:
     """Inside an open unit of work: give a buyer a coupon, once per (ref, buyer, kind)."""

@@ -1,4 +1,5 @@
-"""Coupons at checkout as an order participant: used once when an order is placed with one,
+"""Disputes' participants: coupons at checkout (orders), and the coupon a buyer gets from the circuit
+breaker (governance). Coupons at checkout as an order participant: used once when an order is placed with one,
 usable again when that order ends unpaid. Orders without a coupon cost nothing."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 from tuangou.catalog import rules as catalog_rules
 from tuangou.core.db import InTransaction
 from tuangou.disputes import service
+from tuangou.governance.participants import OversaleParticipant
 from tuangou.orders import rules as order_rules
 from tuangou.orders.participants import OrderParticipant, Placing
 
@@ -34,3 +36,14 @@ class CouponAtCheckout(OrderParticipant):
 
     def on_ended(self, tx: InTransaction, order: order_rules.OrderSnapshot) -> None:
         service.restore_coupon(tx, order.id)
+
+
+class CouponForOversale(OversaleParticipant):
+    """A buyer moved or refunded by the circuit breaker gets a no-threshold coupon (A5, A6)."""
+
+    name = "disputes.oversale_coupon"
+
+    def compensate(self, tx: InTransaction, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
+                   valid_days: int) -> None:
+        service.issue_compensation_coupon(tx, buyer_id=buyer_id, amount_cents=amount_cents, reason=reason, ref=ref,
+                                          threshold_cents=0, valid_days=valid_days)

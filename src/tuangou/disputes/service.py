@@ -7,6 +7,7 @@ booked, all at once; the gateway payout follows right after commit (and by the r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -31,10 +32,12 @@ from tuangou.orders import service as orders
 
 DISPUTABLE = ("paid", "completed")
 
+log = logging.getLogger("tuangou.disputes")
+
 
 # ---- coupons: the interface other capabilities call --------------------------------------------
 
-def issue_compensation_coupon(uow: UnitOfWork, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
+def issue_compensation_coupon(uow: InTransaction, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
                               threshold_cents: int = 0, valid_days: int = 30,
                               liable_merchant_id: int | None = None) -> dict[str, Any]:
     """Inside an open unit of work: give a buyer a compensation coupon (no threshold by default).
@@ -285,8 +288,7 @@ def _pay_out_now(uow: UnitOfWork, order_id: int, gateway: Any) -> Any:
         try:
             orders.process_refunds(UnitOfWork(db, clock), gateway, order_id=order_id)
         except Exception:  # the refund stays owed; the worker's job will pay it
-            import logging
-            logging.getLogger("tuangou.disputes").exception("immediate refund attempt failed")
+            log.exception("immediate refund attempt failed")
     return run
 
 

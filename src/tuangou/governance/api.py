@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import Field
 
+from tuangou.catalog import rules as catalog_rules
+from tuangou.core.errors import ValidationFailed
 from tuangou.core.http import Merchant, ReadUoW, UoW, file_response, read_upload
 from tuangou.core.input import Body
 from tuangou.governance import inventory, service
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
+
+
+class CapChange(Body):
+    service_date: date | None = Field(default=None, description="for voucher deals")
+    slot: str | None = Field(default=None, max_length=16)
+    bucket: str | None = Field(default=None, description="'total' or 'stock' instead of a date")
+    cap: int = Field(ge=0, le=100_000_000)
+    reason: str = Field(default="", max_length=500)
+
+
+@router.put("/deals/{deal_id}/capacity", summary="Set the cap of one service date, slot, total or stock")
+def set_capacity(deal_id: int, body: CapChange, p: Merchant, uow: UoW) -> dict[str, Any]:
+    if body.bucket is not None:
+        key = body.bucket
+    elif body.service_date is not None:
+        key = catalog_rules.date_bucket(body.service_date, body.slot)
+    else:
+        raise ValidationFailed("give service_date (and optional slot) or bucket")
+    return service.set_bucket_cap(uow, p, deal_id, key, body.cap, body.reason)
 
 
 class ChangeDecision(Body):

@@ -23,6 +23,7 @@ from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.governance import service as governance
 from tuangou.governance.models import InventoryChangeRequest, StockCount
+from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
 
 MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
@@ -117,9 +118,6 @@ def decide_change_request(uow: UnitOfWork, actor: Principal, request_id: int, de
             result = governance.set_cap(uow, req.deal_id, req.bucket, req.requested_cap, may_raise=True,
                                         cause=f"change request {request_id} approved")
         elif status == ChangeStatus.FALSE_CLAIM:
-            from tuangou.merchants import (
-                service as merchants,  # accountability may read governance: import late
-            )
             merchants.record_violation(uow, merchant_id=req.merchant_id, category=req.category, kind="false_claim",
                                        ref=f"change_request:{request_id}", reason=reason)
         record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action=f"{decision}_change_request",

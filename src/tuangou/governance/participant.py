@@ -1,4 +1,7 @@
-"""Red-line and sold-out warnings as an order participant (A4 while selling).
+"""Governance's participants: red-line and sold-out warnings on the order path (A4), and the circuit
+breaker when a recomputed cap falls below what is sold (A5).
+
+Red-line and sold-out warnings as an order participant (A4 while selling):
 
 Pure arithmetic on the bucket counters the hold returned decides whether a line was crossed;
 only then is anything written, once per (deal, bucket, kind, line) however many orders race."""
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 from tuangou.capacity import rules as capacity_rules
 from tuangou.capacity import service as capacity
+from tuangou.capacity.participants import CapacityParticipant
 from tuangou.catalog import rules as catalog_rules
 from tuangou.core.db import InTransaction
 from tuangou.governance import service
@@ -35,3 +39,12 @@ class RedLineWarning(OrderParticipant):
                 service.warn_crossing(tx, placing.snapshot.id, placing.snapshot.merchant_id,
                                       placing.snapshot.title, s, line, sold_out)
         return 0
+
+
+class CircuitBreaker(CapacityParticipant):
+    """A recomputed cap fell below what is sold: delist, move or refund the newest orders, compensate (A5)."""
+
+    name = "governance.circuit_breaker"
+
+    def on_cap_below_sold(self, tx: InTransaction, deal_id: int, key: str, cause: str) -> None:
+        service.trip_circuit_breaker(tx, deal_id, key, cause)

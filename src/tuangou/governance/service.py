@@ -16,12 +16,15 @@ from tuangou.capacity import rules as capacity_rules
 from tuangou.capacity import service as capacity
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
+from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
-from tuangou.core.errors import Conflict, NotFound
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
+from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.money import yuan
 from tuangou.core.outbox import record_event
+from tuangou.governance import participants
 from tuangou.governance.models import IncidentOrder, OversaleIncident, RedLineWarning, ScheduledSend
+from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
 from tuangou.orders import service as orders
 
@@ -53,6 +56,28 @@ def _first(tx: InTransaction, deal_id: int, bucket: str, kind: str, line: int) -
 
 # ---- cap changes -------------------------------------------------------------------------------------
 
+@retry_on_deadlock
+def set_bucket_cap(uow: UnitOfWork, actor: Principal, deal_id: int, key: str, cap: int, reason: str = ""
+                   ) -> dict[str, Any]:
+    """Set the cap of one bucket (a service date, a slot, `total` or `stock`).
+
+    Capacity governance decides: a merchant's raise needs an approved inventory
+    change request (refused with `change_request_required`); a decrease applies at
+    once, and one below what is sold trips the circuit breaker.
+    """
+    with uow:
+        deal = catalog.own_deal(uow, actor, deal_id, for_update=True)
+        if cap < 0:
+            raise ValidationFailed("cap must be >= 0")
+        result = set_cap(uow, deal.id, key, cap, may_raise=actor.role == Role.OPS,
+                         cause=reason or f"cap of {key} lowered to {cap}")
+        if actor.role == Role.OPS:
+            record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="set_cap",
+                         target=f"deal:{deal_id}:{key}", reason=reason, now=uow.now, details={"cap": cap})
+        uow.commit()
+        return result
+
+
 def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: bool, cause: str) -> dict[str, Any]:
     """Inside an open unit of work: the merchant's cap for a bucket becomes `cap`.
 
@@ -81,7 +106,7 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
 
 # ---- the circuit breaker (A4) ------------------------------------------------------------------------
 
-def trip_circuit_breaker(uow: UnitOfWork, deal_id: int, key: str, cause: str) -> dict[str, Any] | None:
+def trip_circuit_breaker(uow: InTransaction, deal_id: int, key: str, cause: str) -> dict[str, Any] | None:
     """Inside an open unit of work: a bucket holds more than its cap.
 
     If only unpaid holds are over, the newest give way. If paid units are over, the deal is
@@ -119,7 +144,6 @@ def trip_circuit_breaker(uow: UnitOfWork, deal_id: int, key: str, cause: str) ->
     for order_id in chosen:
         _compensate(uow, incident, facts, paid[order_id], pol)
     ref = f"incident:{incident.id}"
-    from tuangou.merchants import service as merchants  # accountability may read governance: import late
     merchants.record_violation(uow, merchant_id=facts["merchant_id"], category=facts["category"], kind="oversale",
                                ref=ref, reason=f"{over} unit(s) over the cap on {key}: {cause}")
     notify.notify_ops(uow, "oversale_incident", f"Over-sale incident #{incident.id} on deal {deal_id}",
@@ -131,11 +155,11 @@ def trip_circuit_breaker(uow: UnitOfWork, deal_id: int, key: str, cause: str) ->
     return _incident_view(uow, incident)
 
 
-def _bucket(uow: UnitOfWork, deal_id: int, key: str) -> catalog_rules.BucketState | None:
+def _bucket(uow: InTransaction, deal_id: int, key: str) -> catalog_rules.BucketState | None:
     return next((b for b in catalog.buckets_of(uow, deal_id) if b.key == key), None)
 
 
-def _compensate(uow: UnitOfWork, incident: OversaleIncident, facts: dict[str, Any], order: dict[str, Any],
+def _compensate(uow: InTransaction, incident: OversaleIncident, facts: dict[str, Any], order: dict[str, Any],
                 pol: capacity_rules.GovernancePolicy) -> None:
     new_day = _postpone(uow, facts, order, pol)
     refund = 0
@@ -143,11 +167,9 @@ def _compensate(uow: UnitOfWork, incident: OversaleIncident, facts: dict[str, An
         refund = orders.refund_in_uow(uow, order["id"], None, f"over-sold: {facts['title']} cannot be served")
     coupon = pol.compensation_coupon_cents
     if coupon > 0:
-        from tuangou.disputes import service as disputes  # disputes reads our incidents: import late
-        disputes.issue_compensation_coupon(uow, buyer_id=order["buyer_id"], amount_cents=coupon,
-                                           reason=f"over-sold {facts['title']}",
-                                           ref=f"incident:{incident.id}:order:{order['id']}", threshold_cents=0,
-                                           valid_days=pol.coupon_valid_days)
+        for p in participants.registry.items:  # the coupon itself lives with disputes
+            p.compensate(uow, buyer_id=order["buyer_id"], amount_cents=coupon, reason=f"over-sold {facts['title']}",
+                         ref=f"incident:{incident.id}:order:{order['id']}", valid_days=pol.coupon_valid_days)
     uow.session.add(IncidentOrder(incident_id=incident.id, order_id=order["id"], buyer_id=order["buyer_id"],
                                   outcome="postponed" if new_day else "refunded", new_date=new_day,
                                   refund_cents=refund, coupon_cents=coupon))
@@ -165,7 +187,7 @@ def _compensate(uow: UnitOfWork, incident: OversaleIncident, facts: dict[str, An
                         "refund_cents": refund}, "warning")
 
 
-def _postpone(uow: UnitOfWork, facts: dict[str, Any], order: dict[str, Any],
+def _postpone(uow: InTransaction, facts: dict[str, Any], order: dict[str, Any],
               pol: capacity_rules.GovernancePolicy) -> date | None:
     if order["service_date"] is None:
         return None
@@ -182,7 +204,7 @@ def _postpone(uow: UnitOfWork, facts: dict[str, Any], order: dict[str, Any],
     return None
 
 
-def _incident_view(uow: UnitOfWork, incident: OversaleIncident) -> dict[str, Any]:
+def _incident_view(uow: InTransaction, incident: OversaleIncident) -> dict[str, Any]:
     affected = uow.session.scalars(select(IncidentOrder).where(IncidentOrder.incident_id == incident.id)
                                    .order_by(IncidentOrder.id))
     return {"id": incident.id, "deal_id": incident.deal_id, "merchant_id": incident.merchant_id,

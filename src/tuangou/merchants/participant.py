@@ -1,4 +1,6 @@
-"""The merchant intake cap as an order participant (A9 traffic limits on the order path).
+"""Merchant standing on the order path and on the listings (A8, A9).
+
+`IntakeCap` is the merchant intake cap as an order participant (A9 traffic limits on the order path).
 
 The merchant's standing and the accountability policy ride in the placing snapshot as two
 correlated columns, so deciding whether the cap applies costs no query; a merchant without a
@@ -13,11 +15,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 
 from tuangou.catalog import rules as catalog_rules
+from tuangou.catalog.participants import DealParticipant
 from tuangou.core.clock import local_date
 from tuangou.core.db import InTransaction, table, upsert_add
 from tuangou.core.errors import Conflict
 from tuangou.core.policy import PolicyRecord
-from tuangou.merchants import rules
+from tuangou.merchants import rules, service
 from tuangou.merchants.models import IntakeCounter, MerchantStanding
 from tuangou.orders import rules as order_rules
 from tuangou.orders.participants import OrderParticipant, Placing, extra_of
@@ -76,3 +79,15 @@ class IntakeCap(OrderParticipant):
 def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class StandingOnDeals(DealParticipant):
+    """Suspended merchants (and promotion bans) cannot publish; listings follow merchant scores (A8)."""
+
+    name = "merchants.standing"
+
+    def check_publish(self, tx: InTransaction, deal_id: int, merchant_id: int, large_promotion: bool) -> None:
+        service.check_may_publish(tx, merchant_id, large_promotion)
+
+    def rank(self, tx: InTransaction, deals: list[tuple[int, int, str]]) -> list[int] | None:
+        return service.rank_deals(tx, deals)

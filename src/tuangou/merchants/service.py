@@ -22,7 +22,7 @@ from tuangou.core import ledger
 from tuangou.core import policy as policies
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.merchants import rules
@@ -44,7 +44,7 @@ def deposit_account(merchant_id: int) -> str:
 
 # ---- policy -------------------------------------------------------------------------------------
 
-def load_policy(uow: UnitOfWork) -> rules.AccountabilityPolicy:
+def load_policy(uow: InTransaction) -> rules.AccountabilityPolicy:
     """Inside an open unit of work: the policy in force."""
     stored = policies.load(uow.session, POLICY)
     return rules.AccountabilityPolicy.from_dict(stored) if stored is not None else rules.AccountabilityPolicy()
@@ -72,7 +72,7 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
 
 # ---- violations and the standing ------------------------------------------------------------------
 
-def record_violation(uow: UnitOfWork, *, merchant_id: int, category: str, kind: str, ref: str, reason: str,
+def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kind: str, ref: str, reason: str,
                      deal_id: int | None = None, details: dict[str, Any] | None = None) -> int | None:
     """Inside an open unit of work: a confirmed violation (`oversale`, `false_claim`,
     `non_shipment`, `fake_shipment`) of a merchant in a category; `ref` names the incident.
@@ -110,7 +110,7 @@ def record_violation(uow: UnitOfWork, *, merchant_id: int, category: str, kind: 
     return violation.id
 
 
-def _lock_standing(uow: UnitOfWork, merchant_id: int) -> MerchantStanding:
+def _lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
     """Serialise every change to one merchant's standing (row lock on PostgreSQL)."""
     accounts.merchant_status(uow, merchant_id)  # NotFound for an unknown merchant
     insert_ignore(uow.session, MerchantStanding.__table__, {"merchant_id": merchant_id, "scores": {},
@@ -119,7 +119,7 @@ def _lock_standing(uow: UnitOfWork, merchant_id: int) -> MerchantStanding:
                                .with_for_update().execution_options(populate_existing=True)).one()
 
 
-def _replay(uow: UnitOfWork, merchant_id: int, policy: rules.AccountabilityPolicy) -> rules.Standing:
+def _replay(uow: InTransaction, merchant_id: int, policy: rules.AccountabilityPolicy) -> rules.Standing:
     deductions = [rules.Deduction(v.id, v.recorded_at, v.category, v.kind, v.points) for v in uow.session.scalars(
         select(Violation).where(Violation.merchant_id == merchant_id, Violation.voided_at.is_(None)))]
     passes = list(uow.session.scalars(select(ExamAttempt.at).where(ExamAttempt.merchant_id == merchant_id,
@@ -127,7 +127,7 @@ def _replay(uow: UnitOfWork, merchant_id: int, policy: rules.AccountabilityPolic
     return rules.replay(deductions, passes, policy, uow.now)
 
 
-def refresh_standing(uow: UnitOfWork, merchant_id: int, policy: rules.AccountabilityPolicy) -> rules.Standing:
+def refresh_standing(uow: InTransaction, merchant_id: int, policy: rules.AccountabilityPolicy) -> rules.Standing:
     """Inside an open unit of work: replay the merchant's history and store the result."""
     row = _lock_standing(uow, merchant_id)
     standing = _replay(uow, merchant_id, policy)
@@ -216,7 +216,7 @@ def score_history(uow: UnitOfWork, actor: Principal, merchant_id: int) -> dict[s
 
 # ---- the order path and the listings --------------------------------------------------------------
 
-def rank_deals(uow: UnitOfWork, deals: list[tuple[int, int, str]]) -> list[int]:
+def rank_deals(uow: InTransaction, deals: list[tuple[int, int, str]]) -> list[int]:
     """Inside an open unit of work: ids of (deal_id, merchant_id, category) in listing order.
 
     Weight = the merchant's score in the deal's category x exposure (halved while limited);
@@ -235,7 +235,7 @@ def rank_deals(uow: UnitOfWork, deals: list[tuple[int, int, str]]) -> list[int]:
     return rules.rank(weights)
 
 
-def check_may_publish(uow: UnitOfWork, merchant_id: int, large_promotion: bool) -> None:
+def check_may_publish(uow: InTransaction, merchant_id: int, large_promotion: bool) -> None:
     """Inside an open unit of work: refuse publishing during a listing suspension (or a promotion ban)."""
     for p in _penalties_in_force(uow, merchant_id):
         until = p.ends_at.isoformat() if p.ends_at else "further notice"
@@ -249,7 +249,7 @@ def check_may_publish(uow: UnitOfWork, merchant_id: int, large_promotion: bool) 
 
 # ---- penalties ----------------------------------------------------------------------------------
 
-def _penalties_in_force(uow: UnitOfWork, merchant_id: int) -> list[Penalty]:
+def _penalties_in_force(uow: InTransaction, merchant_id: int) -> list[Penalty]:
     return list(uow.session.scalars(select(Penalty).where(
         Penalty.merchant_id == merchant_id, Penalty.status == rules.PenaltyStatus.ACTIVE,
         Penalty.starts_at <= uow.now, or_(Penalty.ends_at.is_(None), Penalty.ends_at > uow.now),
@@ -269,7 +269,7 @@ def _money_lines(p: Penalty, sign: int) -> list[tuple[str, int]]:
     return [(source, -sign * p.amount_cents), (PENALTY_INCOME, sign * p.amount_cents)]
 
 
-def add_penalty(uow: UnitOfWork, merchant_id: int, kind: rules.PenaltyKind, *, rule: str, evidence: str,
+def add_penalty(uow: InTransaction, merchant_id: int, kind: rules.PenaltyKind, *, rule: str, evidence: str,
                 ends_at: Any = None, amount_cents: int = 0, violation_id: int | None = None,
                 created_by: int | None = None) -> Penalty:
     """Inside an open unit of work: impose a penalty and its effect (money, removal) at once."""
@@ -308,7 +308,7 @@ def lift_penalty(uow: UnitOfWork, penalty: Penalty, reason: str) -> bool:
     return True
 
 
-def _punish_false_claim(uow: UnitOfWork, violation: Violation, policy: rules.AccountabilityPolicy) -> None:
+def _punish_false_claim(uow: InTransaction, violation: Violation, policy: rules.AccountabilityPolicy) -> None:
     days = policy.false_claim_listing_ban_days
     add_penalty(uow, violation.merchant_id, rules.PenaltyKind.LISTING_SUSPENSION,
                 rule=f"false inventory claim: no new listings for {days} days",
@@ -321,7 +321,7 @@ def _punish_false_claim(uow: UnitOfWork, violation: Violation, policy: rules.Acc
                     evidence=f"{violation.ref}: {violation.reason}", violation_id=violation.id)
 
 
-def standing_false_claims(uow: UnitOfWork, merchant_id: int) -> int:
+def standing_false_claims(uow: InTransaction, merchant_id: int) -> int:
     return int(uow.session.scalar(select(func.count()).select_from(Violation).where(
         Violation.merchant_id == merchant_id, Violation.kind == rules.ViolationKind.FALSE_CLAIM,
         Violation.voided_at.is_(None))) or 0)

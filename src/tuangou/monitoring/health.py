@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import redis
 from sqlalchemy import func, select, text, update
 
 from tuangou.core import migrate
@@ -60,8 +61,6 @@ def readiness(uow: UnitOfWork, redis_url: str | None, worker_expected: bool) -> 
 
 
 def _redis(url: str) -> dict[str, Any]:
-    import redis  # only when configured
-
     try:
         redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
         return {"ok": True}

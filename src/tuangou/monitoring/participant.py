@@ -6,6 +6,7 @@ line is paused, the usual case); only when a line is paused is the deal's line l
 from __future__ import annotations
 
 from tuangou.catalog import rules as catalog_rules
+from tuangou.catalog.participants import DealParticipant
 from tuangou.core.db import InTransaction
 from tuangou.monitoring import service
 from tuangou.orders import rules as order_rules
@@ -21,3 +22,12 @@ class LinePause(OrderParticipant):
     def on_placing(self, tx: InTransaction, placing: Placing) -> int:
         service.refuse_if_line_paused(tx, placing.snapshot.id)
         return 0
+
+
+class LinePauseOnPublish(DealParticipant):
+    """No new listings in a paused business line either."""
+
+    name = "monitoring.line_pause_listings"
+
+    def check_publish(self, tx: InTransaction, deal_id: int, merchant_id: int, large_promotion: bool) -> None:
+        service.refuse_if_line_paused(tx, deal_id)

@@ -36,7 +36,7 @@ ALL = ("all", "*")  # the platform-wide tally behind /metrics
 
 # ---- policy -------------------------------------------------------------------------------------
 
-def load_policy(uow: UnitOfWork) -> rules.MonitoringPolicy:
+def load_policy(uow: InTransaction) -> rules.MonitoringPolicy:
     """Inside an open unit of work: the targets and levels in force."""
     stored = core_policy.load(uow.session, POLICY)
     return rules.MonitoringPolicy.from_dict(stored) if stored is not None else rules.MonitoringPolicy()

@@ -15,7 +15,6 @@ paying before anything was installed is an error, never a silent skip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,8 @@ from sqlalchemy import ColumnElement
 
 from tuangou.catalog import rules as catalog_rules
 from tuangou.core.db import InTransaction
+from tuangou.core.participants import NotComposed
+from tuangou.core.participants import Registry as CoreRegistry
 from tuangou.orders import rules
 
 
@@ -79,32 +80,7 @@ class OrderParticipant:
         return None
 
 
-class NotComposed(RuntimeError):
-    """Orders were placed before a composition root installed the participants."""
-
-
-class Registry:
-    def __init__(self) -> None:
-        self._items: tuple[OrderParticipant, ...] | None = None
-        self.version = 0  # moves on each install: statements built from the participants are rebuilt
-
-    def install(self, participants: Sequence[OrderParticipant]) -> None:
-        names = [p.name for p in participants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"participant names must be unique: {names}")
-        self._items = tuple(participants)
-        self.version += 1
-
-    @property
-    def items(self) -> tuple[OrderParticipant, ...]:
-        if self._items is None:
-            raise NotComposed("no order participants installed: call tuangou.composition.compose() "
-                              "(create_app, the worker and the CLI do) before placing or paying orders")
-        return self._items
-
-    def names(self) -> list[str]:
-        return [p.name for p in self._items or ()]
-
+class Registry(CoreRegistry[OrderParticipant]):
     def snapshot_columns(self, deals: Any) -> dict[str, ColumnElement[Any]]:
         cols: dict[str, ColumnElement[Any]] = {}
         for p in self.items:
@@ -118,10 +94,13 @@ class Registry:
         return cols
 
 
-registry = Registry()
+registry = Registry("order")
 
 
 def extra_of(values: dict[str, Any], participant: str) -> dict[str, Any]:
     """The snapshot columns one participant added, by their own names."""
     prefix = f"{participant}."
     return {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+__all__ = ["NotComposed", "OrderParticipant", "Placing", "Registry", "extra_of", "registry"]

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, insert, select, update
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, retry_on_deadlock, table, upsert_add, upsertable_insert
+from tuangou.core.db import InTransaction, UnitOfWork, retry_on_deadlock, table, upsert_add, upsertable_insert
 from tuangou.core.errors import Conflict, DomainError, IdempotencyConflict
 from tuangou.core.outbox import OutboxEvent, event_row
 from tuangou.orders import rules, views
@@ -140,7 +140,7 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
                            None), False
 
 
-def _replay(uow: UnitOfWork, req: rules.OrderRequest) -> views.OrderView | None:
+def _replay(uow: InTransaction, req: rules.OrderRequest) -> views.OrderView | None:
     existing = uow.session.scalar(select(Order).where(Order.buyer_id == req.buyer_id,
                                                       Order.idempotency_key == req.idempotency_key))
     if existing is None:

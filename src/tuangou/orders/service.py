@@ -171,7 +171,7 @@ def order_facts(uow: InTransaction, order_id: int) -> dict[str, Any]:
             "charge_ref": (o.extra or {}).get("charge_ref", "")}
 
 
-def paid_orders_on(uow: UnitOfWork, deal_id: int, bucket: str) -> list[dict[str, Any]]:
+def paid_orders_on(uow: InTransaction, deal_id: int, bucket: str) -> list[dict[str, Any]]:
     """Inside an open unit of work: paid orders holding units in a bucket, newest first."""
     rows = uow.session.scalars(select(Order).where(Order.deal_id == deal_id, Order.status == rules.OrderStatus.PAID)
                                .order_by(Order.created_at.desc(), Order.id.desc()))
@@ -188,7 +188,7 @@ def open_refund_count(uow: UnitOfWork, order_ids: list[int]) -> int:
 
 # ---- for capacity governance (governance/ circuit breaker) ---------------------------------------------
 
-def cancel_reservations_on(uow: UnitOfWork, deal_id: int, bucket: str, reason: str,
+def cancel_reservations_on(uow: InTransaction, deal_id: int, bucket: str, reason: str,
                            units: int | None = None) -> int:
     """Inside an open unit of work: end unpaid holds on a bucket, newest first, until `units` are
     released (all of them with None); their units return at once. Returns the units released."""
@@ -206,7 +206,7 @@ def cancel_reservations_on(uow: UnitOfWork, deal_id: int, bucket: str, reason: s
     return released
 
 
-def postpone_order_in_uow(uow: UnitOfWork, order_id: int, new_date: date, new_day_cap: int) -> bool:
+def postpone_order_in_uow(uow: InTransaction, order_id: int, new_date: date, new_day_cap: int) -> bool:
     """Inside an open unit of work: move a paid order's unused vouchers to `new_date` if they fit there.
 
     The units are taken on the new date's bucket with one conditional UPDATE

@@ -16,6 +16,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
 from tuangou.core.errors import DomainError
 from tuangou.governance import inventory
+from tuangou.governance import service as governance
 from tuangou.web.session import back, check_csrf, error_text, render, require, uow
 
 router = APIRouter(prefix="/console/merchant", include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -54,7 +55,7 @@ def set_cap(request: Request, deal_id: int, day: date = Form(...), cap: int = Fo
     change-request form for it."""
     p = _me(request)
     try:
-        catalog.set_bucket_cap(uow(request), p, deal_id, catalog_rules.date_bucket(day), cap, reason)
+        governance.set_bucket_cap(uow(request), p, deal_id, catalog_rules.date_bucket(day), cap, reason)
     except DomainError as exc:
         if exc.code == "change_request_required":
             return deals(request, error=error_text(request, exc), raise_deal=deal_id, raise_day=day.isoformat(),
