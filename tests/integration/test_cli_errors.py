@@ -56,5 +56,5 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = _run(tmp_path, "serve", "--port", str(port))
+        r = _run(tmp_path, "serve", "--port", str(port), TUANGOU_SECRET_KEY="k" * 48)
     assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in _one_error_line(r)

@@ -30,7 +30,7 @@ from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.migrate import upgrade
 
 CAP, BUYERS = 30, 60
-SECRET = "scale-out-secret"
+SECRET = "scale-out-secret-" + "x" * 32  # serve and the worker refuse a weak key
 
 
 def _port() -> int:
