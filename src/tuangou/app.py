@@ -23,7 +23,6 @@ from tuangou.core.ratelimit import LoginGuard, RateLimiter, middleware, networks
 from tuangou.core.registry import api_modules, load_models
 from tuangou.orders.gateway import PaymentGateway, SandboxGateway
 
-
 HOT_ROUTERS = ("tuangou.orders.api", "tuangou.benchmarks.api")
 
 
