@@ -84,3 +84,21 @@ def store(uow: UnitOfWork, actor: Principal, name: str, data: dict[str, Any], re
     uow.after_commit(lambda: forget(uow.session, name))  # a reader between the two saw the old copy
     record_audit(uow.session, actor_id=actor.user_id, actor_role=Role.OPS, action=action or f"set_{name}_policy",
                  target=target or f"policy:{name}", reason=reason, now=uow.now, details=changes)
+
+
+def change(uow: UnitOfWork, actor: Principal, name: str, changes: dict[str, Any], reason: str,
+            merge: Callable[[dict[str, Any], Any], Any], current: Callable[[UnitOfWork], Any], *,
+            action: str | None = None, target: str | None = None) -> dict[str, Any]:
+    """The whole "ops change a policy" command for a capability whose policy dataclass has `to_dict()`:
+    merge `changes` over the policy in force (a ValueError/TypeError is 422 `invalid_policy`), store it
+    audited with the reason, commit once; returns the new policy."""
+    actor.require(Role.OPS)
+    with uow:
+        try:
+            policy = merge(changes, current(uow))
+        except (ValueError, TypeError) as exc:
+            raise ValidationFailed(str(exc), code="invalid_policy") from exc
+        data: dict[str, Any] = policy.to_dict()
+        store(uow, actor, name, data, reason, changes, action=action, target=target)
+        uow.commit()
+        return data

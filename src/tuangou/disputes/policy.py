@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tuangou.core import policy as policies
-from tuangou.core.auth import Principal, Role
+from tuangou.core.auth import Principal
 from tuangou.core.db import UnitOfWork
-from tuangou.core.errors import ValidationFailed
 from tuangou.disputes import rules
 
 POLICY = "disputes"
@@ -25,14 +24,6 @@ def get_policy(uow: UnitOfWork) -> dict[str, Any]:
 
 
 def update_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reason: str) -> dict[str, Any]:
-    actor.require(Role.OPS)
-    with uow:
-        try:
-            policy = rules.policy_from_dict(changes, current_policy(uow))
-        except (ValueError, TypeError) as exc:
-            raise ValidationFailed(str(exc), code="invalid_policy") from exc
-        # the audit names predate the shared policy table; kept so audit queries keep working
-        policies.store(uow, actor, POLICY, policy.to_dict(), reason, changes,
-                       action="update_dispute_policy", target="dispute_policy")
-        uow.commit()
-        return policy.to_dict()
+    # the audit names predate the shared policy table; kept so audit queries keep working
+    return policies.change(uow, actor, POLICY, changes, reason, rules.policy_from_dict, current_policy,
+                          action="update_dispute_policy", target="dispute_policy")

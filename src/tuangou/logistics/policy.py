@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tuangou.core import policy as policies
-from tuangou.core.auth import Principal, Role
+from tuangou.core.auth import Principal
 from tuangou.core.db import UnitOfWork
-from tuangou.core.errors import ValidationFailed
 from tuangou.logistics import rules
 
 POLICY = "logistics"
@@ -25,12 +24,4 @@ def get_policy(uow: UnitOfWork) -> dict[str, Any]:
 
 
 def update_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reason: str) -> dict[str, Any]:
-    actor.require(Role.OPS)
-    with uow:
-        try:
-            policy = rules.policy_from_dict(changes, current_policy(uow))
-        except (ValueError, TypeError) as exc:
-            raise ValidationFailed(str(exc), code="invalid_policy") from exc
-        policies.store(uow, actor, POLICY, policy.to_dict(), reason, changes)
-        uow.commit()
-        return policy.to_dict()
+    return policies.change(uow, actor, POLICY, changes, reason, rules.policy_from_dict, current_policy)
