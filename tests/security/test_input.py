@@ -198,3 +198,18 @@ def test_streamed_multipart_is_cut_at_the_upload_limit(db, clock, gateway):
     r = stage.client.post("/api/v1/appeals", headers={**merchant, "content-type": "multipart/form-data; boundary=b"},
                           content=chunks())
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+
+
+def test_nul_in_a_multipart_text_field_is_refused_the_same_on_both_databases(any_stage):
+    # given a merchant's deal whose cap a change request would raise
+    stage = any_stage
+    _, merchant = stage.merchant()
+    deal = stage.deal(merchant, stage.store(merchant))
+    day = stage.clock.now().date().isoformat()
+    # when the request's reason (a multipart text field, beside a binary file) carries a NUL character
+    r = stage.client.post(f"/api/v1/deals/{deal}/inventory-change-requests", headers=merchant,
+                          data={"bucket": day, "requested_cap": "40", "reason": "more\x00beef"},
+                          files={"evidence": ("po.png", b"\x89PNG\x00\x01", "image/png")})
+    # then both databases answer the same 422, and nothing was filed
+    assert r.status_code == 422 and r.json()["code"] == "validation_error" and "NUL" in r.json()["detail"], r.text
+    assert stage.client.get("/api/v1/inventory-change-requests", headers=merchant).json()["items"] == []

@@ -74,6 +74,20 @@ def normalise_url(url: str) -> str:
     return url
 
 
+class NulInText(ValueError):
+    """Text with a NUL character: PostgreSQL cannot store it, so SQLite refuses it too (the same answer)."""
+
+
+def _has_nul(params: Any) -> bool:
+    if isinstance(params, dict):
+        return any(isinstance(v, str) and "\x00" in v for v in params.values())
+    if isinstance(params, list | tuple):
+        if params and isinstance(params[0], list | tuple | dict):
+            return any(_has_nul(p) for p in params)
+        return any(isinstance(v, str) and "\x00" in v for v in params)
+    return False
+
+
 def _sqlite_engine(url: str, synchronous: str, immediate: bool) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
@@ -90,6 +104,12 @@ def _sqlite_engine(url: str, synchronous: str, immediate: bool) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        # whatever path text took (JSON, forms, multipart fields, jobs), the databases agree on NUL
+        if parameters and _has_nul(parameters):
+            raise NulInText("NUL characters are not accepted")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

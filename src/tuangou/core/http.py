@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuangou.core.auth import Principal, Role, read_claims
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import NulInText, UnitOfWork
 from tuangou.core.errors import DomainError, Unauthorized
 
 log = logging.getLogger("tuangou.http")
@@ -55,7 +55,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
         # a number no column can hold (ids past 2^31, amounts past 2^63): the input's fault, nothing changed
+        if "NUL" in str(exc):  # PostgreSQL's refusal of NUL in text: the same answer as SQLite's (NulInText)
+            return problem(422, "validation_error", "NUL characters are not accepted")
         return problem(422, "validation_error", "a number in the request is out of range")
+
+    @app.exception_handler(NulInText)
+    async def _nul(_: Request, exc: NulInText) -> JSONResponse:
+        return problem(422, "validation_error", "NUL characters are not accepted")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
