@@ -25,8 +25,19 @@ def run() -> None:
 
 
 def _migrate(conn: object) -> None:
+    step = config.attributes.get("progress")  # (done, total) per revision applied: the CLI's progress bar
+    applied = []
+
+    def one_more(**_: object) -> None:
+        applied.append(1)
+        step(len(applied), total)
     context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True,
-                      compare_type=True)
+                      compare_type=True, on_version_apply=[one_more] if step else [])
+    total = 0
+    if step:
+        current = context.get_context().get_current_heads()
+        total = len(list(context.script.iterate_revisions("heads", current or "base")))
+        step(0, total)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -13,7 +13,14 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from tuangou.core.auth import Role
@@ -112,12 +119,25 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         bar.update(task, completed=bar.tasks[0].total or 1, total=bar.tasks[0].total or 1)
 
 
+@contextmanager
+def progress_phases() -> Iterator[Callable[[str, int, int], None]]:
+    """Rich progress bars on stderr (stdout keeps the machine-readable last line), one per phase of a
+    long run; the callback takes (phase, done, total). Off when stderr is not a terminal."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=not err.is_terminal, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=max(total, 1))
+            bar.update(tasks[phase], completed=done, total=max(total, 1))
+        yield update
+
+
 def _migrate(url: str) -> None:
     from tuangou.core.migrate import upgrade
     with progress_bar(f"migrating {mask_url(url)}") as step:
-        step(0, 1)
-        upgrade(url)
-        step(1, 1)
+        upgrade(url, step)
 
 
 def compose_participants() -> None:
@@ -189,22 +209,27 @@ def bench_flash_sale(db: str = typer.Option("sqlite", help="sqlite or postgresql
                      burst: int = typer.Option(0, help="B buyers connect, then all order at the same instant")) -> None:
     """Orders/s of a hot deal against the no-op ceiling; exits 1 on any oversell, duplicate or 5xx."""
     from tuangou.benchmarks import flash_sale, report
-    result = flash_sale.run(flash_sale.FlashSaleOptions(
-        db=db, processes=processes, buyers=buyers, cap=cap, seconds=seconds, chaos=chaos, reserve=reserve,
-        sqlite_synchronous=sqlite_synchronous, noop_seconds=noop_seconds, burst=burst,
-        postgres_url=report.postgres_url()))
+    with progress_phases() as step:
+        result = flash_sale.run(flash_sale.FlashSaleOptions(
+            db=db, processes=processes, buyers=buyers, cap=cap, seconds=seconds, chaos=chaos, reserve=reserve,
+            sqlite_synchronous=sqlite_synchronous, noop_seconds=noop_seconds, burst=burst,
+            postgres_url=report.postgres_url()), step)
     report.print_flash_sale(console, result)
     raise typer.Exit(1 if flash_sale.failed(result) else 0)
 
 
 @bench_app.command("governance")
 def bench_governance(merchants: int = 100, deals: int = 1000, db: str = "sqlite",
+                     orders: int = typer.Option(0, help="orders spread over the deals (default one per deal), "
+                                                        "e.g. 1000000"),
                      sizes: str = typer.Option("", help="comma-separated deal counts, e.g. 1000,10000,100000")) -> None:
     """Time one tick of every scheduled job (core.jobs.run_all) on a generated data set."""
     from tuangou.benchmarks import governance, report
     counts = [int(x) for x in sizes.split(",") if x.strip()] or [deals]
-    rows = [governance.run(governance.GovernanceOptions(merchants=max(1, merchants * n // deals), deals=n, db=db,
-                                                        postgres_url=report.postgres_url())) for n in counts]
+    with progress_phases() as step:
+        rows = [governance.run(governance.GovernanceOptions(
+            merchants=max(1, merchants * n // deals), deals=n, orders=orders * n // deals or None, db=db,
+            postgres_url=report.postgres_url()), step) for n in counts]
     report.print_governance(console, rows)
     raise typer.Exit(1 if any(r["errors"] for r in rows) else 0)
 
@@ -215,9 +240,10 @@ def bench_tracking(events: int = 20000, open_shipments: int = typer.Option(0, he
                    batch: int = 2000, clients: int = 2, db: str = "sqlite", sqlite_synchronous: str = "NORMAL") -> None:
     """Carrier events/s through HTTP (signed bulk pushes), then the logistics tick until every flag is up to date."""
     from tuangou.benchmarks import report, tracking
-    result = tracking.run(tracking.TrackingOptions(events=events, open_shipments=open_shipments, batch=batch,
-                                                   clients=clients, db=db, postgres_url=report.postgres_url(),
-                                                   sqlite_synchronous=sqlite_synchronous))
+    with progress_phases() as step:
+        result = tracking.run(tracking.TrackingOptions(events=events, open_shipments=open_shipments, batch=batch,
+                                                       clients=clients, db=db, postgres_url=report.postgres_url(),
+                                                       sqlite_synchronous=sqlite_synchronous), step)
     for key in ("events_per_s", "ingest_s", "stored", "duplicates", "errors", "open_shipments", "tick_s",
                 "flags_up_to_date_s"):
         console.print(f"{key:>20}: {result[key]}")
@@ -298,7 +324,7 @@ def simulate(stores: int = 50, days: int = 2, seed: int = 1,
         raise typer.BadParameter("--governance is on|off|both and --db sqlite|postgresql")
     opts = sim.Options(stores=stores, days=days, seed=seed, governance=governance, db=db, out=out,
                        config_path=config, postgres_url=os.environ.get("TUANGOU_TEST_POSTGRES_URL"))
-    with Progress(console=console, disable=not progress, transient=True) as bar:
+    with Progress(console=err, disable=not progress, transient=True) as bar:
         tasks: dict[str, object] = {}
 
         def step(mode: str, done: int, total: int) -> None:

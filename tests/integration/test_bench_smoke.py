@@ -39,11 +39,14 @@ def test_a_flash_sale_with_a_server_killed_mid_sale_sells_the_cap_exactly_once(t
 
 
 def test_governance_tick_runs_every_job_on_a_generated_platform(tmp_path):
-    # given 20 merchants with 200 deals, when one tick of every job runs
-    code, r = _bench(tmp_path, "governance", "--merchants", "20", "--deals", "200")
-    # then every job ran without failing and did the due work
-    assert r["errors"] == 0 and {"orders", "notify"} <= set(r["jobs_s"]), r
-    assert r["results"]["orders"]["expired"] == 10 and r["results"]["notify"]["relayed"] == 20, r
+    # given 20 merchants with 200 deals and 1,000 orders (5 % of them reserved and past expiry) whose
+    # events wait for the KPI job, when one tick of every job runs
+    code, r = _bench(tmp_path, "governance", "--merchants", "20", "--deals", "200", "--orders", "1000")
+    # then every job ran without failing and did the due work, the KPI job folding a batch of the history
+    assert r["errors"] == 0 and {"orders", "notify", "monitoring"} <= set(r["jobs_s"]), r
+    assert r["orders"] == 1000 and r["vouchers"] == 950 and r["events"] == 1000 + 950 + 20, r
+    assert r["results"]["orders"]["expired"] == 50 and r["results"]["notify"]["relayed"] == 20, r
+    assert r["kpi_events"] > 0 and r["kpi_s"] == r["jobs_s"]["monitoring"], r
     assert code == 0
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from tuangou.benchmarks import dataset
+from tuangou.benchmarks import dataset, report
 from tuangou.core.auth import Principal, Role
 from tuangou.core.clock import SystemClock
 from tuangou.core.db import Database, UnitOfWork
@@ -160,8 +160,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(opts: FlashSaleOptions) -> dict[str, Any]:
-    """Run one benchmark; returns the result (the JSON object the CLI prints last)."""
+def run(opts: FlashSaleOptions, step: dataset.Step | None = None) -> dict[str, Any]:
+    """Run one benchmark; returns the result (the JSON object the CLI prints last). `step(phase, done,
+    total)` follows the sale (a progress bar in the CLI)."""
     from tuangou.core.migrate import upgrade
     url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
     loadavg = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
@@ -198,7 +199,7 @@ def run(opts: FlashSaleOptions) -> dict[str, Any]:
         started.wait(timeout=120)
         cpu = {"start": servers.cpu_seconds()}
         while len(results) < len(phases):
-            kind, tally = out.get(timeout=opts.seconds * 3 + 120)
+            kind, tally = report.await_phase(out, progress, step, opts.seconds * 3 + 120, opts.burst or opts.cap)
             kind = "orders" if kind == "burst" else kind
             results[kind] = tally
             cpu[kind] = servers.cpu_seconds()

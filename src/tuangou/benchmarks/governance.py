@@ -6,22 +6,28 @@ relay, and capacity governance's 08:00 suggestions, hourly pushes and cap
 recomputation once they land) are timed without changing this file. The clock is
 set to 08:00 in Shanghai, on the hour, so daily and hourly work falls due.
 
-The data set (made with multi-row INSERTs, not services, so 100k deals take
-seconds): per merchant a login and a store; per deal today's capacity bucket and
-one order (95 % paid with a voucher, 5 % reserved and past their expiry); one
-unrelayed outbox event per ten deals.
+The data set (bulk inserts, COPY on PostgreSQL, not services, so 100k deals and
+1M orders take about a minute): per merchant a login and a store (in Beijing or
+Shanghai); per deal today's capacity bucket; N orders spread over the deals (95 %
+paid with a voucher, 5 % reserved and past their expiry) with the OrderPlaced /
+OrderPaid events they left in the outbox (relayed, not yet folded into the KPIs:
+the KPI job starts with the whole history as its backlog, its worst case); one
+unrelayed outbox event per ten deals for the relay.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
 
 from tuangou.benchmarks import dataset
 from tuangou.core.clock import SettableClock
@@ -32,12 +38,14 @@ from tuangou.core.registry import job_modules
 from tuangou.orders.gateway import SandboxGateway
 
 TZ = "Asia/Shanghai"
+HISTORY = timedelta(days=30)  # the generated orders were placed over this past
 
 
 @dataclass
 class GovernanceOptions:
     merchants: int = 100
     deals: int = 1000
+    orders: int | None = None  # default: one per deal
     db: str = "sqlite"
     postgres_url: str | None = None
     workdir: Path = field(default_factory=lambda: Path("var/bench"))
@@ -49,57 +57,102 @@ def eight_oclock(today: datetime | None = None) -> datetime:
     return local.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-def generate(db: Database, merchants: int, deals: int, now: datetime) -> dict[str, int]:
-    """Insert the data set; returns row counts."""
+def generate(db: Database, merchants: int, deals: int, now: datetime, orders: int | None = None,
+             step: dataset.Step | None = None) -> dict[str, int]:
+    """Insert the data set; returns row counts. `orders` (default: one per deal) are spread evenly over the
+    deals; every order left its events in the outbox (already relayed, not yet folded into the KPIs)."""
     day = now.astimezone(ZoneInfo(TZ)).date()
+    key = day.isoformat()
+    n_orders = orders or deals
+    per_deal = -(-n_orders // deals)  # orders of the busiest deals: their cap must hold them
+    cap = max(20, per_deal + 10)
     pw = "scrypt$00$00"  # nobody logs in during this benchmark
-    dataset.insert_rows(db, "merchants", [{"id": m, "name": f"Merchant {m}", "status": "active",
-                                           "created_at": now - timedelta(days=90)} for m in range(1, merchants + 1)])
-    buyers = max(10, min(5000, deals // 10))
-    users = [{"id": m, "email": f"m{m}@gov.bench", "name": f"m{m}", "password_hash": pw, "role": "merchant",
-              "merchant_id": m, "active": True, "created_at": now} for m in range(1, merchants + 1)]
-    users += [{"id": merchants + b, "email": f"b{b}@gov.bench", "name": f"b{b}", "password_hash": pw,
-               "role": "buyer", "merchant_id": None, "active": True, "created_at": now} for b in range(1, buyers + 1)]
-    dataset.insert_rows(db, "users", users)
-    dataset.insert_rows(db, "stores", [{"id": m, "merchant_id": m, "name": f"Store {m}", "category": "catering",
-                                        "timezone": TZ, "address": "", "created_at": now}
-                                       for m in range(1, merchants + 1)])
-    deal_rows, buckets, orders, vouchers = [], [], [], []
-    for d in range(1, deals + 1):
-        m = (d - 1) % merchants + 1
-        deal_rows.append({"id": d, "store_id": m, "merchant_id": m, "title": f"Deal {d}", "description": "",
-                          "kind": "voucher", "category": "catering", "price_cents": 9900,
-                          "original_price_cents": 19900, "valid_from": now - timedelta(days=10),
-                          "valid_until": now + timedelta(days=30), "per_buyer_limit": None, "daily_cap": 20,
-                          "total_cap": None, "slots": {}, "large_promotion": False, "status": "published",
-                          "created_at": now - timedelta(days=10), "published_at": now - timedelta(days=10)})
-        key = day.isoformat()
-        paid = d % 20 != 0
-        buckets.append({"deal_id": d, "key": key, "cap": 20, "sold": 1 if paid else 0,
-                        "reserved": 0 if paid else 1, "open": True})
-        orders.append({"id": d, "buyer_id": merchants + 1 + d % buyers, "deal_id": d, "merchant_id": m,
-                       "store_id": m, "quantity": 1, "unit_price_cents": 9900, "amount_cents": 9900,
-                       "service_date": day, "slot": None, "buckets": [key], "status": "paid" if paid else "reserved",
-                       "idempotency_key": f"gov-{d}", "fingerprint": "gov", "extra": {},
-                       "expires_at": now - timedelta(minutes=5), "created_at": now - timedelta(minutes=20),
-                       "paid_at": now - timedelta(minutes=19) if paid else None})
-        if paid:
-            vouchers.append({"code": f"GOV{d:09d}", "order_id": d, "deal_id": d, "merchant_id": m,
-                             "buyer_id": merchants + 1 + d % buyers, "price_cents": 9900, "status": "issued",
-                             "issued_at": now - timedelta(minutes=19)})
-    dataset.insert_rows(db, "deals", deal_rows)
-    dataset.insert_rows(db, "capacity_buckets", buckets)
-    dataset.insert_rows(db, "orders", orders)
-    dataset.insert_rows(db, "vouchers", vouchers)
-    events = [{"event_id": str(uuid.uuid4()), "type": "OrderPaid", "merchant_id": (d - 1) % merchants + 1,
-               "payload": {"order_id": d}, "occurred_at": now - timedelta(minutes=1), "relayed_at": None}
-              for d in range(1, deals + 1, 10)]
-    dataset.insert_rows(db, "outbox_events", events)
-    return {"orders": len(orders), "vouchers": len(vouchers), "events": len(events), "buyers": buyers}
+    buyers = max(10, min(5000, n_orders // 10))
+    paid = [i % 20 != 19 for i in range(20)]  # 95 % paid, 5 % reserved and past their expiry
+    n_paid = (n_orders // 20) * 19 + min(n_orders % 20, 19)
+    put = functools.partial(dataset.stream_rows, db, step=step)
+    put("merchants", ({"id": m, "name": f"Merchant {m}", "status": "active", "created_at": now - timedelta(days=90)}
+                      for m in range(1, merchants + 1)), merchants)
+    put("users", itertools.chain(
+        ({"id": m, "email": f"m{m}@gov.bench", "name": f"m{m}", "password_hash": pw, "role": "merchant",
+          "merchant_id": m, "active": True, "created_at": now} for m in range(1, merchants + 1)),
+        ({"id": merchants + b, "email": f"b{b}@gov.bench", "name": f"b{b}", "password_hash": pw, "role": "buyer",
+          "merchant_id": None, "active": True, "created_at": now} for b in range(1, buyers + 1))),
+        merchants + buyers)
+    put("stores", ({"id": m, "merchant_id": m, "name": f"Store {m}", "category": "catering", "timezone": TZ,
+                    "address": "Chaoyang, Beijing" if m % 2 else "Xuhui, Shanghai", "created_at": now}
+                   for m in range(1, merchants + 1)), merchants)
+    put("deals", ({"id": d, "store_id": _merchant(d, merchants), "merchant_id": _merchant(d, merchants),
+                   "title": f"Deal {d}", "description": "", "kind": "voucher", "category": "catering",
+                   "price_cents": 9900, "original_price_cents": 19900, "valid_from": now - timedelta(days=10),
+                   "valid_until": now + timedelta(days=30), "per_buyer_limit": None, "daily_cap": cap,
+                   "total_cap": None, "slots": {}, "large_promotion": False, "status": "published",
+                   "created_at": now - timedelta(days=10), "published_at": now - timedelta(days=10)}
+                  for d in range(1, deals + 1)), deals)
+
+    def units(d: int) -> tuple[int, int]:  # (paid, reserved) orders of deal d
+        ids = range(d - 1, n_orders, deals)
+        sold = sum(1 for i in ids if paid[i % 20])
+        return sold, len(ids) - sold
+    put("capacity_buckets", ({"deal_id": d, "key": key, "cap": cap, "sold": s, "reserved": r, "open": True}
+                             for d in range(1, deals + 1) for s, r in [units(d)]), deals)
+    # the orders came over the last HISTORY, in id order, each paid a minute after it was placed
+    start, gap = now - HISTORY, HISTORY / max(n_orders, 1)
+
+    def placed_at(i: int) -> datetime:
+        return start + gap * i
+
+    def paid_at(i: int) -> datetime:
+        return placed_at(i) + timedelta(minutes=1)
+
+    def deal_of(i: int) -> int:
+        return i % deals + 1
+    put("orders", ({"id": i + 1, "buyer_id": merchants + 1 + i % buyers, "deal_id": deal_of(i),
+                    "merchant_id": _merchant(deal_of(i), merchants), "store_id": _merchant(deal_of(i), merchants),
+                    "quantity": 1, "unit_price_cents": 9900, "amount_cents": 9900, "service_date": day, "slot": None,
+                    "buckets": [key], "status": "paid" if paid[i % 20] else "reserved", "idempotency_key": f"gov-{i}",
+                    "fingerprint": "gov", "extra": {}, "expires_at": placed_at(i) + timedelta(minutes=15),
+                    "created_at": placed_at(i), "paid_at": paid_at(i) if paid[i % 20] else None}
+                   for i in range(n_orders)), n_orders)
+    put("vouchers", ({"code": f"GOV{i:010d}", "order_id": i + 1, "deal_id": deal_of(i),
+                      "merchant_id": _merchant(deal_of(i), merchants), "buyer_id": merchants + 1 + i % buyers,
+                      "price_cents": 9900, "status": "issued", "issued_at": paid_at(i)}
+                     for i in range(n_orders) if paid[i % 20]), n_paid)
+    # what the orders left in the outbox: relayed to webhooks long ago, waiting for the KPI job's cursor;
+    # then one unrelayed event per ten deals for the relay
+    history = n_orders + n_paid
+    ids = itertools.count(1)
+
+    def event_id() -> str:  # unique and shaped like the services' uuid4s, without drawing 2M of them
+        return f"00000000-0000-4000-8000-{next(ids):012d}"
+
+    def events() -> Any:
+        for i in range(n_orders):
+            d, m = deal_of(i), _merchant(deal_of(i), merchants)
+            yield {"event_id": event_id(), "type": "OrderPlaced", "merchant_id": m,
+                   "payload": {"order_id": i + 1, "deal_id": d, "quantity": 1, "amount_cents": 9900},
+                   "occurred_at": placed_at(i), "relayed_at": placed_at(i)}
+            if paid[i % 20]:
+                yield {"event_id": event_id(), "type": "OrderPaid", "merchant_id": m,
+                       "payload": {"order_id": i + 1, "deal_id": d, "amount_cents": 9900},
+                       "occurred_at": paid_at(i), "relayed_at": paid_at(i)}
+        for d in range(1, deals + 1, 10):
+            yield {"event_id": event_id(), "type": "CapacityChanged",
+                   "merchant_id": _merchant(d, merchants), "payload": {"deal_id": d, "key": key, "cap": cap}, "occurred_at": now - timedelta(minutes=1), "relayed_at": None}
+    unrelayed = len(range(1, deals + 1, 10))
+    put("outbox_events", events(), history + unrelayed)
+    return {"orders": n_orders, "vouchers": n_paid, "events": history + unrelayed, "unrelayed": unrelayed,
+            "buyers": buyers}
 
 
-def run(opts: GovernanceOptions) -> dict[str, Any]:
+def _merchant(deal: int, merchants: int) -> int:
+    return (deal - 1) % merchants + 1
+
+
+def run(opts: GovernanceOptions, step: dataset.Step | None = None) -> dict[str, Any]:
+    """Generate, then time one tick job by job and the tick after it; `step(phase, done, total)` follows both."""
     from tuangou.core.migrate import upgrade
+    report = step or (lambda phase, done, total: None)
     url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
     loadavg = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
     try:
@@ -108,29 +161,49 @@ def run(opts: GovernanceOptions) -> dict[str, Any]:
         db = Database(url, sqlite_synchronous=settings.sqlite_synchronous)
         clock = SettableClock(eight_oclock())
         t0 = time.perf_counter()
-        counts = generate(db, opts.merchants, opts.deals, clock.now())
+        counts = generate(db, opts.merchants, opts.deals, clock.now(), opts.orders, step)
         generate_s = time.perf_counter() - t0
         ctx = JobContext(db=db, clock=clock, settings=settings,
                          extras={"payment_gateway": SandboxGateway(), "http": _NoHttp()})
         jobs_s: dict[str, float] = {}
         results: dict[str, Any] = {}
-        for module in job_modules():
+        modules = job_modules()
+        for i, module in enumerate(modules):
             name = module.__name__.split(".")[1]
+            report(f"tick: job {name}", i, len(modules))
             t = time.perf_counter()
             results.update(run_all(ctx, only=[name]))
             jobs_s[name] = round(time.perf_counter() - t, 4)
+        report("tick", len(modules), len(modules))
         clock.advance(timedelta(minutes=1))
         t = time.perf_counter()
-        run_all(ctx)  # the next tick: idle once the due work is done, else the next batch of it
+        after = run_all(ctx)  # the next tick: idle once the due work is done, else the next batch of it
         next_tick_s = time.perf_counter() - t
+        report("next tick", 1, 1)
+        kpi = _kpi_figures(db, results.get("monitoring"), after.get("monitoring"))
         db.dispose()
         return {"merchants": opts.merchants, "deals": opts.deals, **counts, "db": opts.db,
-                "generate_s": round(generate_s, 2), "jobs_s": jobs_s, "tick_s": round(sum(jobs_s.values()), 4),
-                "next_tick_s": round(next_tick_s, 4), "results": results,
-                "errors": sum(1 for v in results.values() if v == "failed"), "loadavg": loadavg,
-                "cpus": os.cpu_count()}
+                "generate_s": round(generate_s, 2), "rows_per_s": round(_rows(counts) / generate_s) if generate_s else 0,
+                "jobs_s": jobs_s, "tick_s": round(sum(jobs_s.values()), 4), "next_tick_s": round(next_tick_s, 4),
+                "kpi_s": jobs_s.get("monitoring"), "next_kpi_s": ctx.durations.get("monitoring"), **kpi,
+                "results": results, "errors": sum(1 for v in [*results.values(), *after.values()] if v == "failed"),
+                "loadavg": loadavg, "loadavg_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
     finally:
         remove()
+
+
+def _rows(counts: dict[str, int]) -> int:
+    return counts["orders"] * 2 + counts["events"]
+
+
+def _kpi_figures(db: Database, first: Any, second: Any) -> dict[str, Any]:
+    """How much of the outbox the KPI job folded in each tick and how much is left behind its cursor."""
+    cursors, events = dataset.table("event_cursors"), dataset.table("outbox_events")
+    with db.engine.connect() as conn:
+        at = conn.scalar(select(cursors.c.last_event_id).where(cursors.c.name == "kpi")) or 0
+        left = conn.scalar(select(func.count()).select_from(events).where(events.c.id > at))
+    folded = [r.get("events") if isinstance(r, dict) else None for r in (first, second)]
+    return {"kpi_events": folded[0], "next_kpi_events": folded[1], "kpi_backlog": int(left or 0)}
 
 
 class _NoHttp:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +15,20 @@ from rich.table import Table
 
 def postgres_url() -> str | None:
     return os.environ.get("TUANGOU_BENCH_POSTGRES_URL") or os.environ.get("TUANGOU_TEST_POSTGRES_URL")
+
+
+def await_phase(out: Any, progress: Any, step: Callable[[str, int, int], None] | None, timeout: float,
+                total: int) -> Any:
+    """`out.get(timeout)` that, while it waits, reports the load generator's order counter to `step`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return out.get(timeout=0.25 if step else timeout)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise
+        if step is not None:
+            step("orders placed", min(progress.value, total), total)
 
 
 def print_flash_sale(console: Console, r: dict[str, Any]) -> None:

@@ -119,8 +119,10 @@ def _push(port: int, bodies: list[bytes], out: list[dict[str, Any]], errors: lis
                 out.append(r.json())
 
 
-def run(opts: TrackingOptions) -> dict[str, Any]:
+def run(opts: TrackingOptions, step: dataset.Step | None = None) -> dict[str, Any]:
+    """`step(phase, done, total)` follows the data set, the pushes and the tick (a progress bar in the CLI)."""
     from tuangou.core.migrate import upgrade
+    report = step or (lambda phase, done, total: None)
     url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
     loadavg = round(os.getloadavg()[0], 2)
     servers: Servers | None = None
@@ -130,7 +132,9 @@ def run(opts: TrackingOptions) -> dict[str, Any]:
         now = datetime.now(UTC)
         parcels = -(-opts.events // PER_PARCEL)
         t = time.perf_counter()
+        report("data set", 0, 1)
         numbers = generate(db, parcels + opts.open_shipments, now)
+        report("data set", 1, 1)
         generate_s = time.perf_counter() - t
         bodies = _bodies(numbers[:parcels], opts.events, opts.batch, now)
         env = {**os.environ, "TUANGOU_DATABASE_URL": url, "TUANGOU_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous,
@@ -144,8 +148,10 @@ def run(opts: TrackingOptions) -> dict[str, Any]:
         t = time.perf_counter()
         for th in threads:
             th.start()
-        for th in threads:
-            th.join()
+        while any(th.is_alive() for th in threads):
+            report("pushes", len(out) + len(errors), len(bodies))
+            next(th for th in threads if th.is_alive()).join(0.25)
+        report("pushes", len(out) + len(errors), len(bodies))
         ingest_s = time.perf_counter() - t
         servers.stop()
         servers = None
@@ -154,8 +160,10 @@ def run(opts: TrackingOptions) -> dict[str, Any]:
         t = time.perf_counter()
         first = jobs.run_due(ctx)
         tick_s = time.perf_counter() - t
+        report("ticks", 1, 2)
         second = jobs.run_due(ctx)
         flags_s = time.perf_counter() - t
+        report("ticks", 2, 2)
         db.dispose()
         stored = sum(o["stored"] for o in out)
         return {"events": opts.events, "events_per_s": round(opts.events / ingest_s, 1) if ingest_s else 0.0,

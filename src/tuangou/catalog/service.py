@@ -519,3 +519,10 @@ __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "b
            "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",
            "release_sold", "reserve", "reserve_for_update", "snapshot", "snapshot_query", "store_category",
            "store_facts", "take_sold"]
+
+
+def deal_homes(uow: InTransaction, deal_ids: list[int]) -> dict[int, tuple[int, str, str]]:
+    """Inside an open unit of work: per deal (merchant, store category, store address), in one query."""
+    q = select(Deal.id, Deal.merchant_id, Store.category, Store.address).join(Store, Store.id == Deal.store_id
+                                                                              ).where(Deal.id.in_(deal_ids))
+    return {int(d): (int(m), str(c), str(a or "")) for d, m, c, a in uow.session.execute(q)}

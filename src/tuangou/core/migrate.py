@@ -6,6 +6,7 @@ checkout uses the repository's `migrations/` folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -35,5 +36,8 @@ def heads() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
-def upgrade(url: str) -> None:
-    command.upgrade(alembic_config(url), "heads")
+def upgrade(url: str, step: Callable[[int, int], None] | None = None) -> None:
+    """Migrate to head; `step(done, total)` after each revision (a progress bar in the CLI)."""
+    cfg = alembic_config(url)
+    cfg.attributes["progress"] = step
+    command.upgrade(cfg, "heads")

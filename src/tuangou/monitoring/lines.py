@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tuangou.campaigns import service as campaigns
 from tuangou.catalog import service as catalog
-from tuangou.core.db import Database, InTransaction, UnitOfWork, insert_ignore
+from tuangou.core.db import Database, InTransaction, UnitOfWork, insert_ignore, upsertable_insert
 from tuangou.core.errors import DomainError, NotFound
 from tuangou.monitoring import rules
 from tuangou.monitoring.models import DealLine
@@ -43,12 +43,27 @@ def _remember(uow: InTransaction, deal_id: int, line: tuple[int, str, str]) -> N
 
 
 def warm(uow: InTransaction, deal_ids: set[int]) -> None:
-    """Load the known lines of these deals in one query."""
-    missing = [d for d in deal_ids if d not in _cache(uow).lines]
+    """Know the lines of these deals: from kpi_deal_lines, else resolved from the catalog and kept there,
+    a few queries per 500 deals (a backlog of events names thousands of deals the process has not seen)."""
+    cache = _cache(uow).lines
+    missing = sorted(d for d in deal_ids if d not in cache)
     for i in range(0, len(missing), 500):
+        chunk = missing[i:i + 500]
         for row in uow.session.execute(select(DealLine.deal_id, DealLine.merchant_id, DealLine.category,
-                                              DealLine.city).where(DealLine.deal_id.in_(missing[i:i + 500]))):
+                                              DealLine.city).where(DealLine.deal_id.in_(chunk))):
             _remember(uow, int(row[0]), (int(row[1]), str(row[2]), str(row[3])))
+        unknown = [d for d in chunk if d not in cache]
+        if not unknown:
+            continue
+        found = {d: (m, category, rules.city_of(address))
+                 for d, (m, category, address) in catalog.deal_homes(uow, unknown).items()}
+        if found:
+            uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, DealLine.__table__)
+                                .values([{"deal_id": d, "merchant_id": m, "category": c, "city": city}
+                                         for d, (m, c, city) in found.items()])
+                                .on_conflict_do_nothing(index_elements=["deal_id"]))
+        for d, line in found.items():
+            _remember(uow, d, line)
 
 
 def deal_line(uow: InTransaction, deal_id: int, *, warmed: bool = False) -> tuple[int, str, str] | None:
