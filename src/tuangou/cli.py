@@ -61,7 +61,7 @@ def check_environment() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = "TUANGOU_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
-        fail(f"invalid {name}: {first['msg']}", code=2)
+        fail(f"invalid {name}: {str(first['msg']).removeprefix('Value error, ')}", code=2)
     raise AssertionError("unreachable")
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TUANGOU_")}
@@ -32,6 +34,18 @@ def test_a_misspelled_variable_is_refused_with_a_hint(tmp_path: Path) -> None:
 def test_an_invalid_time_zone_is_refused_at_start(tmp_path: Path) -> None:
     r = _run(tmp_path, "db", "upgrade", TUANGOU_DEFAULT_TIMEZONE="Mars/Olympus")
     assert r.returncode == 2 and "TUANGOU_DEFAULT_TIMEZONE" in _one_error_line(r)
+
+
+@pytest.mark.parametrize(("name", "value"), [("TUANGOU_RATE_LIMIT", "lots"), ("TUANGOU_WORKER_INTERVAL_SECONDS", "-1"),
+                                            ("TUANGOU_DATABASE_URL", "mysql://x/y"), ("TUANGOU_REDIS_URL", "localhost"),
+                                            ("TUANGOU_TRUSTED_PROXIES", "the load balancer"),
+                                            ("TUANGOU_PLATFORM_COMMISSION_BPS", "20000")])
+def test_an_invalid_value_is_refused_at_start_with_its_name(tmp_path: Path, name: str, value: str) -> None:
+    # given a setting that would only fail later (or never), when any command starts
+    r = _run(tmp_path, "db", "upgrade", **{name: value})
+    # then it stops before touching the database, naming the variable
+    assert r.returncode == 2 and f"invalid {name}:" in _one_error_line(r)
+    assert not (tmp_path / "cli.db").exists()
 
 
 def test_an_unreachable_database_is_one_line_with_the_password_masked(tmp_path: Path) -> None:

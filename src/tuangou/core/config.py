@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from limits import parse as parse_rate
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tuangou.core.auth import DEV_SECRET, MIN_SECRET_CHARS, Keyring
@@ -29,21 +32,21 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET
     # Comma-separated keys that still verify tokens signed before a rotation (never sign).
     previous_secret_keys: str = ""
-    token_ttl_hours: int = 24 * 7
+    token_ttl_hours: Annotated[int, Field(ge=1)] = 24 * 7
     # How long a process trusts its cached copy of a user's token version / active flag (another process's
     # deactivation or "log out everywhere" takes effect within this many seconds; this process's at once).
-    token_cache_seconds: float = 5.0
-    reservation_ttl_minutes: int = 15
+    token_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    reservation_ttl_minutes: Annotated[int, Field(ge=1)] = 15
     default_timezone: str = "Asia/Shanghai"
     # SQLite synchronous mode: FULL survives power loss, NORMAL (WAL) only process crashes.
     sqlite_synchronous: str = "FULL"
-    webhook_timeout_seconds: float = 5.0
-    webhook_max_attempts: int = 12
+    webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    webhook_max_attempts: Annotated[int, Field(ge=1)] = 12
     # Comma-separated hosts or networks (CIDR) webhooks may reach although private or plain http (on-premise).
     webhook_allow_list: str = ""
     run_worker_in_process: bool = False
-    worker_interval_seconds: float = 1.0
-    platform_commission_bps: int = 500
+    worker_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
+    platform_commission_bps: Annotated[int, Field(ge=0, le=10_000)] = 500
     redis_url: str | None = None  # shared rate-limit counters across API processes
     rate_limit: str | None = None  # per caller, e.g. "20/second"; off when unset
     demo_mode: bool = False  # `tuangou demo`: the sign-in page shows the demo accounts
@@ -58,14 +61,14 @@ class Settings(BaseSettings):
     # Per client address on sign-up and log-in, on top of `rate_limit` (applies when rate_limit is set).
     auth_rate_limit: str = "10/minute"
     # Failed log-ins per account and per address before the exponential lockout starts.
-    lockout_after_failures: int = 5
-    lockout_base_seconds: int = 30
-    lockout_max_seconds: int = 3600
+    lockout_after_failures: Annotated[int, Field(ge=1)] = 5
+    lockout_base_seconds: Annotated[int, Field(ge=1)] = 30
+    lockout_max_seconds: Annotated[int, Field(ge=1)] = 3600
     # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed (off when empty).
     trusted_proxies: str = ""
-    max_body_bytes: int = 1024 * 1024  # a JSON or form request
-    max_upload_bytes: int = 20 * 1024 * 1024  # a whole multipart request
-    max_file_bytes: int = 5 * 1024 * 1024  # one uploaded file
+    max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024  # a JSON or form request
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * 1024 * 1024  # a whole multipart request
+    max_file_bytes: Annotated[int, Field(ge=1)] = 5 * 1024 * 1024  # one uploaded file
 
     def keyring(self) -> Keyring:
         return Keyring(self.secret_key, _split(self.previous_secret_keys))
@@ -98,6 +101,47 @@ class Settings(BaseSettings):
         if value.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError("must be OFF, NORMAL, FULL or EXTRA")
         return value.upper()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgres")):  # sqlite:///…, postgresql(+psycopg)://…
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
+
+    @field_validator("sms_gateway_url", "wechat_template_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value or None
+
+    @field_validator("rate_limit", "auth_rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_rate(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a rate such as 20/second or 10/minute") from exc
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in _split(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or network (e.g. 10.0.0.0/8)") from exc
+        return value
 
     @field_validator("log_format")
     @classmethod
