@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import create_engine, inspect, text
 
@@ -66,9 +67,20 @@ def _sqlite_path(url: str) -> Path:
 
 
 def _libpq(url: str) -> str:
-    """The URL pg_dump understands (no SQLAlchemy driver suffix)."""
+    """The URL pg_dump understands (no SQLAlchemy driver suffix, no password: that goes in PGPASSWORD,
+    so it never shows in the process list)."""
     scheme, rest = normalise_url(url).split("://", 1)
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        rest = f"{creds.split(':', 1)[0]}@{host}"
     return f"postgresql://{rest}" if scheme.startswith("postgresql") else url
+
+
+def _password_env(url: str) -> dict[str, str]:
+    creds, at, _ = normalise_url(url).split("://", 1)[-1].rpartition("@")
+    if not at or ":" not in creds:
+        return dict(os.environ)
+    return {**os.environ, "PGPASSWORD": unquote(creds.split(":", 1)[1])}
 
 
 def census(url: str) -> Census:
@@ -108,7 +120,8 @@ def backup(url: str, dest: Path, progress: Progress | None = None) -> Manifest:
     if dialect == "sqlite":
         _sqlite_copy(_sqlite_path(url), tmp, progress)
     elif dialect == "postgresql":
-        _run([_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={tmp}", _libpq(url)], progress)
+        _run([_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={tmp}", _libpq(url)], progress,
+             _password_env(url))
     else:
         raise BackupError(f"cannot back up a {dialect} database")
     counted = census(url) if dialect == "postgresql" else census(f"sqlite:///{tmp}")
@@ -151,7 +164,7 @@ def restore(url: str, src: Path, progress: Progress | None = None) -> Census:
         _sqlite_copy(src, target, progress)
     else:
         _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-              f"--dbname={_libpq(url)}", str(src)], progress)
+              f"--dbname={_libpq(url)}", str(src)], progress, _password_env(url))
     after = census(url)
     diffs = m.census.differences(after)
     if diffs:
@@ -181,10 +194,10 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], progress: Progress | None) -> None:
+def _run(cmd: list[str], progress: Progress | None, env: dict[str, str]) -> None:
     if progress is not None:
         progress(0, 1)
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout or "failed").strip().splitlines()
         raise BackupError(f"{Path(cmd[0]).name}: {lines[-1] if lines else 'failed'}")
