@@ -78,6 +78,8 @@ def stream_rows(db: Database, name: str, rows: Iterable[dict[str, Any]], total: 
     with db.engine.begin() as conn:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         postgres = conn.dialect.name == "postgresql"
+        if not postgres:  # index pages of a million rows stay in memory (the default cache is 2 MB)
+            cursor.execute("PRAGMA cache_size = -262144")
         batch: list[Any] = []
 
         def flush() -> None:

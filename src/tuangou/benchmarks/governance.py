@@ -110,7 +110,7 @@ def generate(db: Database, merchants: int, deals: int, now: datetime, orders: in
     put("orders", ({"id": i + 1, "buyer_id": merchants + 1 + i % buyers, "deal_id": deal_of(i),
                     "merchant_id": _merchant(deal_of(i), merchants), "store_id": _merchant(deal_of(i), merchants),
                     "quantity": 1, "unit_price_cents": 9900, "amount_cents": 9900, "service_date": day, "slot": None,
-                    "buckets": [key], "status": "paid" if paid[i % 20] else "reserved", "idempotency_key": f"gov-{i}",
+                    "buckets": [key], "status": "paid" if paid[i % 20] else "reserved", "idempotency_key": f"gov-{i:08d}",
                     "fingerprint": "gov", "extra": {}, "expires_at": placed_at(i) + timedelta(minutes=15),
                     "created_at": placed_at(i), "paid_at": paid_at(i) if paid[i % 20] else None}
                    for i in range(n_orders)), n_orders)
