@@ -57,11 +57,11 @@ def warm(uow: InTransaction, deal_ids: set[int]) -> None:
             continue
         found = {d: (m, category, rules.city_of(address))
                  for d, (m, category, address) in catalog.deal_homes(uow, unknown).items()}
-        if found:
+        if found:  # one statement compiled once, run for every row (executemany)
             uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, DealLine.__table__)
-                                .values([{"deal_id": d, "merchant_id": m, "category": c, "city": city}
-                                         for d, (m, c, city) in found.items()])
-                                .on_conflict_do_nothing(index_elements=["deal_id"]))
+                                .on_conflict_do_nothing(index_elements=["deal_id"]),
+                                [{"deal_id": d, "merchant_id": m, "category": c, "city": city}
+                                 for d, (m, c, city) in found.items()])
         for d, line in found.items():
             _remember(uow, d, line)
 

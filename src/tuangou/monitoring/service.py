@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as core_policy
@@ -121,19 +121,16 @@ def consume_events(uow: UnitOfWork, batch: int = 2000, budget_s: float = 2.0) ->
 
 
 def _grow_tallies(uow: UnitOfWork, tallies: dict[tuple[str, str], rules.Tally]) -> None:
-    """Add a batch's sums to their rows: one multi-row INSERT … DO NOTHING for the new keys, then one
-    executemany `UPDATE … SET x = x + :dx` (a few statements per batch, not two per merchant)."""
+    """Add a batch's sums to their rows with one statement run for every row (`executemany` of
+    `INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x`, compiled once): a few round trips a batch,
+    not two statements per merchant."""
     if not tallies:
         return
     table: Any = KpiTally.__table__
-    keys = [{"scope": scope, "key": key} for scope, key in tallies]
-    for i in range(0, len(keys), 500):
-        uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, table)
-                            .values(keys[i:i + 500]).on_conflict_do_nothing(index_elements=["scope", "key"]))
-    grow = update(table).where(table.c.scope == bindparam("b_scope"), table.c.key == bindparam("b_key")).values(
-        {name: table.c[name] + bindparam(f"d_{name}") for name in rules.TALLY_FIELDS})
-    uow.session.execute(grow, [{"b_scope": scope, "b_key": key, **{f"d_{n}": v for n, v in t.as_dict().items()}}
-                               for (scope, key), t in tallies.items()])
+    stmt = upsertable_insert(uow.session.get_bind().dialect.name, table)
+    stmt = stmt.on_conflict_do_update(index_elements=["scope", "key"], set_={
+        name: table.c[name] + stmt.excluded[name] for name in rules.TALLY_FIELDS})
+    uow.session.execute(stmt, [{"scope": scope, "key": key, **t.as_dict()} for (scope, key), t in tallies.items()])
 
 
 def _tally(row: KpiTally | None) -> rules.Tally:
