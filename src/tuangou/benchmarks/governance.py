@@ -110,9 +110,9 @@ def generate(db: Database, merchants: int, deals: int, now: datetime, orders: in
     put("orders", ({"id": i + 1, "buyer_id": merchants + 1 + i % buyers, "deal_id": deal_of(i),
                     "merchant_id": _merchant(deal_of(i), merchants), "store_id": _merchant(deal_of(i), merchants),
                     "quantity": 1, "unit_price_cents": 9900, "amount_cents": 9900, "service_date": day, "slot": None,
-                    "buckets": [key], "status": "paid" if paid[i % 20] else "reserved", "idempotency_key": f"gov-{i:08d}",
-                    "fingerprint": "gov", "extra": {}, "expires_at": placed_at(i) + timedelta(minutes=15),
-                    "created_at": placed_at(i), "paid_at": paid_at(i) if paid[i % 20] else None}
+                    "buckets": [key], "status": "paid" if paid[i % 20] else "reserved",
+                    "idempotency_key": f"gov-{i:08d}", "fingerprint": "gov", "extra": {},
+                    "expires_at": placed_at(i) + timedelta(minutes=15), "created_at": placed_at(i), "paid_at": paid_at(i) if paid[i % 20] else None}
                    for i in range(n_orders)), n_orders)
     put("vouchers", ({"code": f"GOV{i:010d}", "order_id": i + 1, "deal_id": deal_of(i),
                       "merchant_id": _merchant(deal_of(i), merchants), "buyer_id": merchants + 1 + i % buyers,
@@ -137,8 +137,9 @@ def generate(db: Database, merchants: int, deals: int, now: datetime, orders: in
                        "payload": {"order_id": i + 1, "deal_id": d, "amount_cents": 9900},
                        "occurred_at": paid_at(i), "relayed_at": paid_at(i)}
         for d in range(1, deals + 1, 10):
-            yield {"event_id": event_id(), "type": "CapacityChanged",
-                   "merchant_id": _merchant(d, merchants), "payload": {"deal_id": d, "key": key, "cap": cap}, "occurred_at": now - timedelta(minutes=1), "relayed_at": None}
+            yield {"event_id": event_id(), "type": "CapacityChanged", "merchant_id": _merchant(d, merchants),
+                   "payload": {"deal_id": d, "key": key, "cap": cap}, "occurred_at": now - timedelta(minutes=1),
+                   "relayed_at": None}
     unrelayed = len(range(1, deals + 1, 10))
     put("outbox_events", events(), history + unrelayed)
     return {"orders": n_orders, "vouchers": n_paid, "events": history + unrelayed, "unrelayed": unrelayed,
