@@ -171,11 +171,11 @@ def run(opts: GovernanceOptions, step: dataset.Step | None = None) -> dict[str, 
         modules = job_modules()
         for i, module in enumerate(modules):
             name = module.__name__.split(".")[1]
-            report(f"tick: job {name}", i, len(modules))
+            report("tick, job by job", i, len(modules))
             t = time.perf_counter()
             results.update(run_all(ctx, only=[name]))
             jobs_s[name] = round(time.perf_counter() - t, 4)
-        report("tick", len(modules), len(modules))
+        report("tick, job by job", len(modules), len(modules))
         clock.advance(timedelta(minutes=1))
         t = time.perf_counter()
         after = run_all(ctx)  # the next tick: idle once the due work is done, else the next batch of it

@@ -53,14 +53,15 @@ def print_governance(console: Console, rows: list[dict[str, Any]]) -> None:
     table = Table(title=f"governance tick (core.jobs.run_all) on {rows[0]['db']}, seconds per job, "
                         f"{os.cpu_count()} cpus, load {rows[0]['loadavg']}")
     for col in ("merchants", "deals", "orders", *[f"job {j} s" for j in jobs], "tick s", "next tick s",
-                "expired", "relayed"):
+                "expired", "relayed", "KPI events", "KPI backlog"):
         table.add_column(col, justify="right")
     for r in rows:
         done = r["results"]
         table.add_row(str(r["merchants"]), str(r["deals"]), str(r["orders"]),
                       *[f"{r['jobs_s'].get(j, 0):.3f}" for j in jobs], f"{r['tick_s']:.3f}",
                       f"{r['next_tick_s']:.3f}", str(_get(done, "orders", "expired")),
-                      str(_get(done, "notify", "relayed")))
+                      str(_get(done, "notify", "relayed")), str(r.get("kpi_events", "-")),
+                      str(r.get("kpi_backlog", "-")))
     console.print(table)
     print(json.dumps(rows[-1] if len(rows) == 1 else {"runs": rows}, separators=(",", ":")), flush=True)
 
