@@ -82,7 +82,8 @@ def generate(db: Database, merchants: int, deals: int, now: datetime) -> dict[st
                        "service_date": day, "slot": None, "buckets": [key], "status": "paid" if paid else "reserved",
                        "idempotency_key": f"gov-{d}", "fingerprint": "gov", "extra": {},
                        "expires_at": now - timedelta(minutes=5), "created_at": now - timedelta(minutes=20),
-                       "paid_at": now - timedelta(minutes=19) if paid else None})
+                       "paid_at": now - timedelta(minutes=19) if paid else None,
+                       "announced": 2 if paid else 1})  # their events are among the generated ones
         if paid:
             vouchers.append({"code": f"GOV{d:09d}", "order_id": d, "deal_id": d, "merchant_id": m,
                              "buyer_id": merchants + 1 + d % buyers, "price_cents": 9900, "status": "issued",

@@ -26,6 +26,7 @@ from tuangou.monitoring import lines as deal_lines
 from tuangou.monitoring import rules
 from tuangou.monitoring.models import BusinessLine, CheckTask, EventCursor, KpiTally, LineTransition
 from tuangou.notify import service as notify
+from tuangou.orders.announce import announce_orders
 
 POLICY = "monitoring"
 CURSOR = "kpi"
@@ -305,6 +306,8 @@ def close_check_task(uow: UnitOfWork, actor: Principal, task_id: int, reason: st
 def refresh(uow: UnitOfWork, actor: Principal) -> dict[str, int]:
     """Ops: fold what is new and judge the lines now instead of at the next tick."""
     actor.require(Role.OPS)
+    while announce_orders(uow):  # what the next tick would start with: orders' own events
+        pass
     folded = 0
     while n := consume_events(uow):
         folded += n
