@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from tuangou.accounts import service as accounts
 from tuangou.composition import compose
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _resolve_routes(app)
         worker = None
         if settings.run_worker_in_process:
             from tuangou.worker import Worker
@@ -83,6 +85,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
 
     install_openapi(app)
     return app
+
+
+async def _resolve_routes(app: FastAPI) -> None:
+    """Build every route's resolved state before the first request. FastAPI builds it lazily on the
+    first match; a flash sale right after a deploy paid it inside its first second (docs/adr/0010).
+    A path that matches nothing walks every router, which builds them all; its 404 goes nowhere (no "app"
+    in the scope, so the router answers it instead of raising)."""
+    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/.resolve-routes", "raw_path": b"/",
+                             "root_path": "", "query_string": b"", "headers": [],
+                             "http_version": "1.1", "scheme": "http", "server": None, "client": None}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def discard(message: Any) -> None:
+        return None
+
+    await app.router(scope, receive, discard)
+    await run_in_threadpool(lambda: None)  # the thread pool and its backend start now, not on a first request
 
 
 def _install_security(app: FastAPI, settings: Settings, database: Database) -> None:

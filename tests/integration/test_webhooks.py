@@ -95,6 +95,8 @@ def test_a_restarted_worker_loses_and_duplicates_nothing(db, clock, gateway):
     stage.paid_order(stage.buyer(), deal)
     from tuangou.core.db import UnitOfWork
     from tuangou.notify import service as notify
+    from tuangou.orders.announce import announce_orders
+    announce_orders(UnitOfWork(db, clock))  # the start of that worker's tick
     notify.relay_outbox(UnitOfWork(db, clock))
     notify.relay_outbox(UnitOfWork(db, clock))  # relaying twice makes no second delivery
     first.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tuangou.accounts import rules
@@ -98,14 +98,19 @@ def log_in(uow: UnitOfWork, email: str, password: str, keys: str | Keyring,
         return issue_token(principal, keys, uow.now, ttl, version=user.token_version), _view(user)
 
 
+_ROLES = frozenset(r.value for r in Role)
+# built once: every buyer's first request in a flash sale runs it (core.auth.TokenGate caches it after)
+_STATE = (select(User.token_version, User.active, User.role, User.merchant_id)
+          .where(User.id == bindparam("uid")))
+
+
 def user_state(uow: UnitOfWork, user_id: int) -> UserState | None:
     """What decides whether a token still holds (core.auth.TokenGate loads it through this)."""
-    with uow:
-        row = uow.session.execute(select(User.token_version, User.active, User.role, User.merchant_id)
-                                  .where(User.id == user_id)).one_or_none()
-        if row is None or row.role not in {r.value for r in Role}:
-            return None
-        return UserState(row.token_version, bool(row.active), Role(row.role), row.merchant_id)
+    with uow.db.read_engine.connect() as conn:
+        row = conn.execute(_STATE, {"uid": user_id}).first()
+    if row is None or row.role not in _ROLES:
+        return None
+    return UserState(row.token_version, bool(row.active), Role(row.role), row.merchant_id)
 
 
 def _revoke(uow: UnitOfWork, user_id: int, **values: object) -> None:

@@ -323,3 +323,30 @@ def retry_on_deadlock(fn: _F) -> _F:
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
         raise AssertionError("unreachable")
     return run  # type: ignore[return-value]
+
+
+LOCK_WAIT_MS = 200  # how long a cursor's horizon waits for the inserts in flight before it tries next tick
+
+
+def committed_max_id(db: Database, table: Any) -> int | None:
+    """The highest id of `table` below which every row is committed (or never will be), so a cursor that
+    reads up to it never skips a row a slower transaction commits later. Row times cannot tell that when a
+    writer backdates them (orders announce events at the time they happened).
+
+    PostgreSQL hands out ids before commit: a SHARE lock waits for the transactions inserting into the
+    table right now (new inserts queue behind it for that moment), then max(id) is read and the lock let
+    go at once. SQLite commits one writer at a time, in id order: max(id) is enough. None: an insert kept
+    the lock longer than LOCK_WAIT_MS; the caller tries again at its next tick.
+    """
+    engine = db.engine if db.engine.dialect.name == "postgresql" else db.read_engine
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
+                conn.exec_driver_sql(f'LOCK TABLE "{table.name}" IN SHARE MODE')
+            found = conn.execute(text(f'SELECT max(id) FROM "{table.name}"')).scalar()
+            return int(found or 0)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            return None
+        raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -19,17 +18,24 @@ from tuangou.catalog import service as catalog
 from tuangou.core import policy as core_policy
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import Database, InTransaction, UnitOfWork, insert_ignore, upsertable_insert
+from tuangou.core.db import (
+    Database,
+    InTransaction,
+    UnitOfWork,
+    committed_max_id,
+    insert_ignore,
+    upsertable_insert,
+)
 from tuangou.core.errors import Conflict, Forbidden, ValidationFailed
 from tuangou.core.outbox import OutboxEvent, record_event
 from tuangou.monitoring import lines as deal_lines
 from tuangou.monitoring import rules
 from tuangou.monitoring.models import BusinessLine, CheckTask, EventCursor, KpiTally, LineTransition
 from tuangou.notify import service as notify
+from tuangou.orders.announce import announce_orders
 
 POLICY = "monitoring"
 CURSOR = "kpi"
-SETTLE = timedelta(seconds=2)  # events younger than this wait a tick: a slower transaction may commit a lower id
 PAUSED_TTL_S = 1.0  # how stale the order path's view of paused lines may be
 ALL = ("all", "*")  # the platform-wide tally behind /metrics
 
@@ -75,23 +81,28 @@ def consume_events(uow: UnitOfWork, batch: int = 2000, budget_s: float = 2.0) ->
 
     At most `batch` events and about `budget_s` seconds of work, so a backlog drains over several ticks
     and no tick grows with it. Safe to run twice or concurrently: the cursor moves with one conditional
-    UPDATE in the same transaction as the tallies, so a batch counts once or not at all.
+    UPDATE in the same transaction as the tallies, so a batch counts once or not at all. It reads only up
+    to the committed horizon (`committed_max_id`), so an event a slower transaction commits later under a
+    lower id is never skipped, whatever time it carries.
     """
     started = time.monotonic()
+    horizon = committed_max_id(uow.db, OutboxEvent.__table__)
+    if horizon is None:
+        return 0
     with uow:
         insert_ignore(uow.session, EventCursor.__table__, {"name": CURSOR, "last_event_id": 0,
                                                            "updated_at": uow.now}, ["name"])
         start = int(uow.session.scalar(select(EventCursor.last_event_id).where(EventCursor.name == CURSOR)) or 0)
         events = uow.session.execute(select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.payload,
-                                            OutboxEvent.merchant_id, OutboxEvent.occurred_at)
-                                     .where(OutboxEvent.id > start).order_by(OutboxEvent.id).limit(batch)).all()
-        settled = uow.now - SETTLE
-        deal_lines.warm(uow, {int(p["deal_id"]) for _, _, p, _, _ in events if isinstance(p, dict) and
+                                            OutboxEvent.merchant_id)
+                                     .where(OutboxEvent.id > start, OutboxEvent.id <= horizon)
+                                     .order_by(OutboxEvent.id).limit(batch)).all()
+        deal_lines.warm(uow, {int(p["deal_id"]) for _, _, p, _ in events if isinstance(p, dict) and
                     isinstance(p.get("deal_id"), int)})
         tallies: dict[tuple[str, str], rules.Tally] = defaultdict(rules.Tally)
         last, folded = start, 0
-        for event_id, type_, payload, merchant_id, occurred_at in events:
-            if occurred_at > settled or time.monotonic() - started > budget_s:
+        for event_id, type_, payload, merchant_id in events:
+            if time.monotonic() - started > budget_s:
                 break
             last, folded = event_id, folded + 1
             payload = payload if isinstance(payload, dict) else {}
@@ -313,6 +324,8 @@ def close_check_task(uow: UnitOfWork, actor: Principal, task_id: int, reason: st
 def refresh(uow: UnitOfWork, actor: Principal) -> dict[str, int]:
     """Ops: fold what is new and judge the lines now instead of at the next tick."""
     actor.require(Role.OPS)
+    while announce_orders(uow):  # what the next tick would start with: orders' own events
+        pass
     folded = 0
     while n := consume_events(uow):
         folded += n

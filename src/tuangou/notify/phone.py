@@ -9,13 +9,12 @@ provider's idempotency key: retried until sent, never sent twice.
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import takewhile
 from typing import Any
 
 from sqlalchemy import select, update
 
 from tuangou.core.auth import Principal
-from tuangou.core.db import UnitOfWork, insert_ignore
+from tuangou.core.db import UnitOfWork, committed_max_id, insert_ignore
 from tuangou.core.errors import ValidationFailed
 from tuangou.notify import rules
 from tuangou.notify.channels import Channel, ChannelError, PhoneMessage
@@ -23,7 +22,6 @@ from tuangou.notify.models import Notification, NotifyCursor, PhoneDelivery, Pho
 
 CURSOR = "phone"
 CLAIM = timedelta(seconds=60)  # a message being sent is hidden from other workers this long
-SETTLE = timedelta(seconds=2)  # notifications younger than this wait a tick (a slower transaction may commit a lower id)
 
 
 def get_settings(uow: UnitOfWork, actor: Principal) -> dict[str, Any]:
@@ -60,14 +58,17 @@ def my_deliveries(uow: UnitOfWork, actor: Principal, limit: int = 50) -> list[di
 
 def route_new(uow: UnitOfWork, batch: int = 1000) -> int:
     """Queue a phone delivery for each new notification whose kind its user sends to the phone."""
+    horizon = committed_max_id(uow.db, Notification.__table__)  # never skip a row committed late
+    if horizon is None:
+        return 0
     with uow:
         insert_ignore(uow.session, NotifyCursor.__table__, {"name": CURSOR, "last_id": 0}, ["name"])
         start = int(uow.session.scalar(select(NotifyCursor.last_id).where(NotifyCursor.name == CURSOR)) or 0)
         rows = uow.session.execute(select(Notification.id, Notification.user_id, Notification.kind,
                                           Notification.title, Notification.body, Notification.created_at)
-                                   .where(Notification.id > start).order_by(Notification.id).limit(batch)).all()
-        cutoff = uow.now - SETTLE
-        settled = list(takewhile(lambda r: r.created_at <= cutoff, rows))
+                                   .where(Notification.id > start, Notification.id <= horizon)
+                                   .order_by(Notification.id).limit(batch)).all()
+        settled = list(rows)
         if not settled:
             return 0
         users = {r.user_id for r in settled}

@@ -1,4 +1,5 @@
-"""Scheduled order work: expire unpaid reservations, pay out owed refunds, reconcile payments."""
+"""Scheduled order work: announce new and paid orders, expire unpaid reservations, pay out owed refunds,
+reconcile payments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from typing import Any
 
 from tuangou.core.db import UnitOfWork
 from tuangou.core.jobs import JobContext
-from tuangou.orders import service
+from tuangou.orders import announce, service
+
+
+def run_first(ctx: JobContext) -> dict[str, Any]:
+    """At the start of every tick: the events orders announce are relayed and folded later in the same tick."""
+    return {"announced": announce.announce_orders(UnitOfWork(ctx.db, ctx.clock))}
 
 
 def run_due(ctx: JobContext) -> dict[str, Any]:

@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tuangou.core.db import Base, UTCDateTime
@@ -33,8 +44,13 @@ class Order(Base):
     # Which attempt to pay this order is current: its gateway key is rules.payment_key(id, pay_attempt).
     # Only a recorded decline moves it on, so at most one charge can ever succeed per order.
     pay_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How much of its hot-path life the order has announced as events (rules.Announced): the row is the
+    # outbox of OrderPlaced and OrderPaid, so placing and paying write no event rows (docs/adr/0010).
+    announced: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key"),
+                      Index("ix_orders_unannounced", "announced", "id", sqlite_where=text("announced < 2"),
+                            postgresql_where=text("announced < 2")),
                       Index("ix_orders_status_expires", "status", "expires_at"),
                       Index("ix_orders_deal_date", "deal_id", "service_date"),
                       Index("ix_orders_buyer", "buyer_id", "id"),

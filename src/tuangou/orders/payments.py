@@ -22,9 +22,6 @@ from tuangou.core import ledger
 from tuangou.core.auth import Principal
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock, table
 from tuangou.core.errors import Conflict, Forbidden, NotFound
-from tuangou.core.money import yuan
-from tuangou.core.outbox import OutboxEvent, event_row
-from tuangou.notify import service as notify
 from tuangou.orders import refunds, rules, views
 from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
 from tuangou.orders.models import Order, Payment, Voucher
@@ -42,7 +39,6 @@ _CAPTURE = (update(_orders).where(_o.id == bindparam("oid"), _o.status == rules.
             .values(status=rules.OrderStatus.PAID.value, paid_at=bindparam("now"), extra=bindparam("extra"))
             .returning(_o.id))
 _VOUCHERS = insert(table(Voucher))
-_OUTBOX = insert(table(OutboxEvent))
 
 
 def _snapshot_query() -> tuple[Any, list[str]]:
@@ -183,7 +179,6 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
             ledger.post(tx.session, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
                                                 (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
         return None
-    catalog.confirm_held(tx, snap.deal_id, snap.buckets, snap.quantity)
     codes = [c for c in rules.plan_capture(snap).voucher_codes]
     conn.execute(_VOUCHERS, [
         {"code": c, "order_id": snap.id, "deal_id": snap.deal_id, "merchant_id": snap.merchant_id,
@@ -191,12 +186,10 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
          "issued_at": now, "redeemed_at": None, "redeemed_by": None, "refunded_at": None} for c in codes])
     ledger.post_rows(conn, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
                                        (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
-    conn.execute(_OUTBOX, [event_row(
-        "OrderPaid", {"order_id": snap.id, "amount_cents": snap.amount_cents, "deal_id": snap.deal_id,
-                      "vouchers": len(codes)}, now, merchant_id=snap.merchant_id)])
-    notify.inbox_insert(conn, [notify.inbox_row(
-        snap.buyer_id, "order_paid", f"Paid {yuan(snap.amount_cents)} for order #{snap.id}",
-        f"{len(codes)} voucher(s) ready to use.", {"order_id": snap.id}, now)])
+    # the bucket is the row every buyer of the deal waits on: touched last, so it stays locked for one
+    # statement and the commit rather than for the whole transaction (docs/adr/0010)
+    catalog.confirm_held(tx, snap.deal_id, snap.buckets, snap.quantity)
+    # OrderPaid and the buyer's receipt are announced from the order row by the worker (orders/announce.py)
     wanted = [p for p in registry.items if p.wants_paid(snap)]
     for p in wanted:
         p.on_paid(tx, snap)

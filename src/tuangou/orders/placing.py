@@ -7,7 +7,8 @@
 3. Apply: one write transaction of Core statements: INSERT the order (ON CONFLICT on the
    buyer's idempotency key: a retry finds the first order), one guarded UPDATE per bucket (the
    cap stays in the WHERE, so a stale snapshot can never oversell), the per-buyer count when the
-   deal has a limit, the participants that want this order, the outbox row. One commit.
+   deal has a limit, the participants that want this order. One commit. The order row is the
+   outbox of its OrderPlaced event: the worker announces it (orders/announce.py).
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, retry_on_deadlock, table, upsert_add, upsertable_insert
 from tuangou.core.errors import Conflict, DomainError, IdempotencyConflict
-from tuangou.core.outbox import OutboxEvent, event_row
 from tuangou.orders import rules, views
 from tuangou.orders.models import BuyerDealCount, Order
 from tuangou.orders.participants import Placing, registry
@@ -36,7 +36,6 @@ REPLAY = "orders.replay_of"
 # Statements built once and reused (their SQL stays compiled): per participant set, per dialect.
 _snapshots: dict[int, tuple[Any, list[str]]] = {}
 _inserts: dict[str, Any] = {}
-_OUTBOX = insert(table(OutboxEvent))
 _DISCOUNT = update(_orders).where(_o.id == bindparam("oid")).values(amount_cents=bindparam("amount"),
                                                                     extra=bindparam("extra"))
 
@@ -110,7 +109,8 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
                   "amount_cents": plan.amount_cents, "service_date": plan.service_date, "slot": plan.slot,
                   "buckets": plan.keys, "status": rules.OrderStatus.RESERVED.value,
                   "idempotency_key": req.idempotency_key, "fingerprint": plan.fingerprint,
-                  "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0}
+                  "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0,
+                  "announced": rules.Announced.NOTHING}
         order_id = conn.execute(_insert_order(conn.dialect.name), values).scalar()
         if order_id is None:  # this buyer used the key before (or a concurrent retry won): answer with that order
             replay = _replay(uow, req)
@@ -129,9 +129,6 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
                 amount -= discount
                 conn.execute(_DISCOUNT, {"oid": order_id, "amount": amount, "extra": {
                     "coupon_code": req.coupon_code, "coupon_discount_cents": discount}})
-        conn.execute(_OUTBOX, [event_row(
-            "OrderPlaced", {"order_id": order_id, "deal_id": snap.id, "quantity": plan.quantity,
-                            "buyer_id": req.buyer_id}, now, merchant_id=snap.merchant_id)])
         uow.commit()
     return views.OrderView(order_id, req.buyer_id, snap.id, snap.merchant_id, snap.store_id, plan.quantity,
                            plan.unit_price_cents, amount,

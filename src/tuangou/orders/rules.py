@@ -8,7 +8,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,24 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"  # buyer gave up before paying; capacity returned
     REFUNDED = "refunded"  # every voucher refunded
     COMPLETED = "completed"  # every voucher redeemed or refunded, at least one redeemed
+
+
+class Announced(IntEnum):
+    """How much of an order's hot-path life its row has announced as outbox events."""
+
+    NOTHING = 0  # just placed: OrderPlaced is still to be written
+    PLACED = 1  # OrderPlaced written; OrderPaid follows once it is paid
+    ALL = 2  # every hot-path event written (paid, or ended without payment)
+
+
+def announcements(announced: int, status: str, paid: bool) -> tuple[list[str], Announced]:
+    """The events still owed for an order row, in order, and how announced it is afterwards."""
+    if announced == Announced.ALL:
+        return [], Announced.ALL
+    owed = ["OrderPlaced"] if announced == Announced.NOTHING else []
+    if paid:
+        return owed + ["OrderPaid"], Announced.ALL
+    return owed, Announced.PLACED if status == OrderStatus.RESERVED else Announced.ALL
 
 
 class PaymentStatus(StrEnum):
@@ -249,12 +267,17 @@ def plan_payment(order: OrderSnapshot, now: datetime) -> PayStep | Refusal:
 @dataclass(frozen=True)
 class CapturePlan:
     voucher_codes: list[str]
-    event: dict[str, Any]
 
 
 def plan_capture(order: OrderSnapshot) -> CapturePlan:
-    """What a captured payment writes besides the ledger posting: one voucher per unit and the event."""
-    codes = [new_voucher_code() for _ in range(order.quantity)]
-    event = {"order_id": order.id, "amount_cents": order.amount_cents, "deal_id": order.deal_id,
-             "vouchers": len(codes)}
-    return CapturePlan(codes, event)
+    """What a captured payment writes besides the ledger posting: one voucher per unit. Its OrderPaid
+    event is announced from the order row afterwards (`announcements`)."""
+    return CapturePlan([new_voucher_code() for _ in range(order.quantity)])
+
+
+def placed_event(order_id: int, deal_id: int, quantity: int, buyer_id: int) -> dict[str, Any]:
+    return {"order_id": order_id, "deal_id": deal_id, "quantity": quantity, "buyer_id": buyer_id}
+
+
+def paid_event(order_id: int, amount_cents: int, deal_id: int, quantity: int) -> dict[str, Any]:
+    return {"order_id": order_id, "amount_cents": amount_cents, "deal_id": deal_id, "vouchers": quantity}
