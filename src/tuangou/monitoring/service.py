@@ -141,7 +141,9 @@ def _grow_tallies(uow: UnitOfWork, tallies: dict[tuple[str, str], rules.Tally]) 
     stmt = upsertable_insert(uow.session.get_bind().dialect.name, table)
     stmt = stmt.on_conflict_do_update(index_elements=["scope", "key"], set_={
         name: table.c[name] + stmt.excluded[name] for name in rules.TALLY_FIELDS})
-    uow.session.execute(stmt, [{"scope": scope, "key": key, **t.as_dict()} for (scope, key), t in tallies.items()])
+    # rows in a fixed order: only the worker that moved the cursor gets here, but a fixed order costs nothing
+    uow.session.execute(stmt, [{"scope": scope, "key": key, **t.as_dict()}
+                               for (scope, key), t in sorted(tallies.items())])
 
 
 def _tally(row: KpiTally | None) -> rules.Tally:
