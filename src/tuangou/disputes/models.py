@@ -128,3 +128,15 @@ class AfterSalesTicket(Base):
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CompensationPause(Base):
+    """A buyer whose compensation is paused (confirmed abuse): upheld disputes still refund what was
+    paid, but the platform adds no coupons on top until ops lift the pause."""
+
+    __tablename__ = "compensation_pauses"
+
+    buyer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    ref: Mapped[str] = mapped_column(String(64))  # what decided it: risk case:12
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -33,6 +33,13 @@ class Order(Base):
     # Which attempt to pay this order is current: its gateway key is rules.payment_key(id, pay_attempt).
     # Only a recorded decline moves it on, so at most one charge can ever succeed per order.
     pay_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Risk signals as keyed hashes (orders/signals.py): only ever matched, so the raw values are not kept.
+    # Device, address and payment account link accounts in a review's evidence graph: indexed.
+    device_h: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
+    ip_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    address_h: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
+    phone_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    payment_h: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
 
     __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key"),
                       Index("ix_orders_status_expires", "status", "expires_at"),

@@ -15,7 +15,7 @@ paying before anything was installed is an error, never a silent skip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -36,6 +36,8 @@ class Placing:
     snapshot: catalog_rules.DealSnapshot
     plan: rules.OrderPlan
     buckets_after: list[catalog_rules.BucketState]
+    # what a participant decided for the order besides a discount: {"status": "held"} (risk review)
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 class OrderParticipant:
