@@ -96,7 +96,8 @@ def evidence(uow: InTransaction, c: RiskCase, policy: rules.RiskPolicy) -> dict[
 
 def reputation(uow: InTransaction, deal_id: int) -> dict[str, Any]:
     """What a buyer sees of the store behind a deal: its score band in the deal's category, the share of
-    the last 90 days' paid orders without an upheld lateness dispute, and how many disputes were upheld."""
+    the last 90 days' orders (paid, or refunded by an upheld dispute) not upheld as late or unserved, and
+    how many disputes were upheld. Orders refunded for other reasons (a review's fake orders) do not count."""
     deal = catalog.deal_facts(uow, deal_id)
     merchant_id, category = deal["merchant_id"], deal["category"]
     score = merchants.category_score(uow, merchant_id, category)
@@ -105,7 +106,8 @@ def reputation(uow: InTransaction, deal_id: int) -> dict[str, Any]:
     disputes = dispute_reads.merchant_disputes(uow, merchant_id, since)
     upheld = [k for k, s in disputes if s == dispute_rules.DisputeStatus.CONFIRMED]
     late = sum(1 for k in upheld if k in LATE_KINDS)
+    served = paid + len(upheld)  # an upheld dispute's order was refunded: it still was an order to serve
     return {"deal_id": deal_id, "merchant_id": merchant_id, "category": category,
             "score_band": rules.score_band(score), "days": REPUTATION_DAYS, "paid_orders": paid,
-            "on_time_share": rules.share(max(0, paid - late), paid), "disputes": len(disputes),
+            "on_time_share": rules.share(max(0, served - late), served), "disputes": len(disputes),
             "disputes_upheld": len(upheld), "disputes_upheld_share": rules.share(len(upheld), paid)}
