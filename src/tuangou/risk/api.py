@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
-from tuangou.core.http import Auth, Buyer, Ops, ReadUoW, UoW
+from tuangou.core.http import Buyer, Merchant, Ops, ReadUoW, UoW
 from tuangou.core.input import Body
 from tuangou.risk import rules, service
 
@@ -88,7 +88,7 @@ def answer(question_id: int, body: Answer, p: Buyer, uow: UoW) -> dict[str, Any]
 
 @router.post("/merchants/{merchant_id}/risk-links", status_code=201,
              summary="Declare (merchant) or add (ops) a device, address, payment account or staff account")
-def add_link(merchant_id: int, body: Link, p: Auth, uow: UoW, request: Request) -> dict[str, Any]:
+def add_link(merchant_id: int, body: Link, p: Merchant, uow: UoW, request: Request) -> dict[str, Any]:
     state = request.app.state
     account = state.payment_gateway.account_fingerprint(body.value) if body.kind == "payment" else None
     return service.add_link(uow, p, state.settings.secret_key, merchant_id, body.kind, body.value, account)
