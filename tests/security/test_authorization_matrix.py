@@ -132,6 +132,7 @@ ACCESS: dict[str, str] = {  # route -> actors that get in (observed, reviewed ag
     "GET /api/v1/risk/questions": "bo",
     "POST /api/v1/risk/questions/{question_id}/answer": "bo",
     "GET /api/v1/risk/rules": "x",
+    "POST /api/v1/risk/scan": "x",
     "GET /api/v1/safe-sales": "abomnslx",
     "GET /api/v1/stock-pools": "mnx",
     "POST /api/v1/stock-pools": "mnx",

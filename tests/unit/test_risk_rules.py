@@ -22,17 +22,17 @@ def test_a_count_under_every_line_passes_without_hits():
 
 def test_the_hold_line_is_crossed_by_the_order_after_it_and_the_words_say_what_was_seen():
     decision = rules.decide([count("device", n=7, accounts=3)], 0.0, None,
-                            rules.policy_from_dict({"hold_accounts": {"device": 5}}))
+                            rules.policy_from_dict({"hold_accounts": {"device": 5}, "hold_orders": {"device": 6}}))
     assert decision.action == rules.Action.HOLD
     assert [h.words for h in decision.hits] == [
         "7 orders from 3 accounts on one device in 10 minutes (more than 6 is held)"]
 
 
 def test_a_reject_hit_wins_over_holds():
-    decision = rules.decide([count("buyer", n=31), count("device", n=7)], 0.0, "device", POLICY)
+    decision = rules.decide([count("buyer", n=61), count("device", n=21)], 0.0, "device", POLICY)
     assert decision.action == rules.Action.REJECT
     assert {h.rule for h in decision.hits} == {"velocity.buyer", "velocity.device", "linked_merchant"}
-    assert rules.refusal_words(decision) == "31 orders on this account in 10 minutes (more than 30 is refused)"
+    assert rules.refusal_words(decision) == "61 orders on this account in 10 minutes (more than 60 is refused)"
 
 
 @given(st.integers(0, 1000), st.integers(0, 1000), st.floats(0, 0.999))
@@ -55,7 +55,7 @@ def test_the_policy_refuses_unknown_fields_scopes_and_actions():
         rules.policy_from_dict({"hold_orders": {"planet": 3}})
     with pytest.raises(ValueError, match="linked_merchant"):
         rules.policy_from_dict({"linked_merchant": "shout"})
-    assert rules.policy_from_dict({"hold_orders": {"device": 3}}).hold_orders["buyer"] == 10
+    assert rules.policy_from_dict({"hold_orders": {"device": 3}}).hold_orders["buyer"] == 20
 
 
 def test_abusers_are_far_above_the_norm_not_merely_unlucky():

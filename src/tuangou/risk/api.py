@@ -10,7 +10,7 @@ from pydantic import Field
 
 from tuangou.core.http import Buyer, Merchant, Ops, ReadUoW, UoW
 from tuangou.core.input import Body
-from tuangou.risk import rules, service
+from tuangou.risk import detect, rules, service
 
 router = APIRouter(prefix="/api/v1", tags=["risk"])
 CaseStatus = Literal["open", "confirmed", "released"]
@@ -59,6 +59,11 @@ def decide(case_id: int, body: Decide, p: Ops, uow: UoW, request: Request) -> di
 def release(case_id: int, p: Ops, uow: UoW, request: Request) -> dict[str, Any]:
     return service.decide_case(uow, p, case_id, rules.Outcome.FALSE_POSITIVE.value, "released",
                                ttl_minutes=request.app.state.settings.reservation_ttl_minutes)
+
+
+@router.post("/risk/scan", summary="Run the after-the-fact rules now (ops; the worker runs them every minute)")
+def scan(p: Ops, uow: UoW) -> dict[str, Any]:
+    return detect.scan_now(uow, p)
 
 
 @router.get("/risk/rules", summary="Each rule's decided cases and false-positive rate (ops)")

@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore
 from tuangou.core.outbox import record_event
 from tuangou.disputes import reads as disputes
@@ -60,3 +61,9 @@ def scan(uow: UnitOfWork) -> dict[str, Any]:
                 funnels.append(f"{scope}:{value[:10]}")
         uow.commit()
     return {"abuse_cases": abuse, "funnel_cases": funnels}
+
+
+def scan_now(uow: UnitOfWork, actor: Principal) -> dict[str, Any]:
+    """Ops run the after-the-fact rules at once instead of waiting for the worker."""
+    actor.require(Role.OPS)
+    return scan(uow)

@@ -46,9 +46,9 @@ class RiskPolicy:
     window_minutes: int = 10
     # velocity: more orders than this from one value in the sliding window → hold / reject
     hold_orders: dict[str, int] = field(default_factory=lambda: {
-        "buyer": 10, "device": 6, "ip": 40, "address": 6, "phone": 6, "payment": 6})
+        "buyer": 20, "device": 20, "ip": 100, "address": 15, "phone": 15, "payment": 15})
     reject_orders: dict[str, int] = field(default_factory=lambda: {
-        "buyer": 30, "device": 20, "ip": 200, "address": 20, "phone": 20, "payment": 20})
+        "buyer": 60, "device": 60, "ip": 500, "address": 60, "phone": 60, "payment": 60})
     # sharing: more accounts than this on one value in the window → hold
     hold_accounts: dict[str, int] = field(default_factory=lambda: {
         "device": 2, "address": 3, "phone": 3, "payment": 2})
