@@ -1,5 +1,5 @@
-"""Risk: order signals (keyed hashes), window counters, review cases, questions to buyers, merchant
-links; disputes' compensation pauses.
+"""Risk: order and dispute signals (keyed hashes), window counters, review cases, questions to buyers,
+merchant links; disputes' compensation pauses.
 
 Revision ID: 0810
 Revises: 0800
@@ -82,6 +82,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("merchant_id", "kind", "value_h"),
     )
     op.create_index("ix_risk_links_merchant_value", "risk_merchant_links", ["merchant_id", "value_h"])
+    with op.batch_alter_table("disputes") as batch:
+        batch.add_column(sa.Column("signals", sa.JSON(), nullable=True))
     op.create_table(
         "compensation_pauses",
         sa.Column("buyer_id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -93,6 +95,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("compensation_pauses")
+    with op.batch_alter_table("disputes") as batch:
+        batch.drop_column("signals")
     op.drop_table("risk_merchant_links")
     op.drop_table("risk_questions")
     op.drop_table("risk_cases")

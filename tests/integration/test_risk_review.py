@@ -37,7 +37,7 @@ def test_a_brushing_ring_is_held_then_confirmed_the_merchant_penalised_and_its_f
     case = next(c for c in cases(stage) if c["order_id"] == placed[2].json()["id"])
     assert any(w.startswith("3 accounts on one device") for w in words(case))
     full = stage.client.get(f"/api/v1/risk/cases/{case['id']}", headers=stage.ops).json()
-    assert full["evidence"]["summary"] == "4 accounts, 1 devices, 0 addresses, 0 payment accounts, 4 orders"
+    assert full["evidence"]["summary"] == "4 accounts, 1 device, 0 addresses, 0 payment accounts, 4 orders"
     assert full["question"]["text"].startswith(f"Did you place order #{placed[2].json()['id']}?")
     # when ops confirm it as brushing
     r = stage.client.post(f"/api/v1/risk/cases/{case['id']}/decide", headers=stage.ops,
@@ -64,7 +64,8 @@ def test_a_brushing_ring_is_held_then_confirmed_the_merchant_penalised_and_its_f
 
 def _disputed(stage, buyer, deal):
     paid = _pay(stage, buyer, order(stage, buyer, deal).json()["id"])
-    r = stage.client.post("/api/v1/disputes", headers=buyer, json={"order_id": paid["id"], "kind": "cannot_fulfil"})
+    r = stage.client.post("/api/v1/disputes", headers={**buyer, "X-Device-Id": "farm-phone"},
+                          json={"order_id": paid["id"], "kind": "cannot_fulfil"})
     assert r.status_code == 201, r.text
     r = stage.client.post(f"/api/v1/disputes/{r.json()['id']}/confirm", headers=stage.ops, json={"reason": "ok"})
     assert r.status_code == 200, r.text
@@ -90,6 +91,9 @@ def test_a_compensation_farmer_is_found_paused_and_its_coupons_revoked(any_stage
     assert found["abuse_cases"] == [me(stage, farmer)]
     [case] = cases(stage)
     assert words(case)[0].startswith("3 disputes on 3 orders in 90 days (100% against a norm of 9.1%)")
+    # and its evidence lists the disputes and the device each was opened from
+    evidence = stage.client.get(f"/api/v1/risk/cases/{case['id']}", headers=stage.ops).json()["evidence"]
+    assert len(evidence["disputes"]) == 3 and len({d["device"] for d in evidence["disputes"]}) == 1
     # when ops confirm compensation abuse
     r = stage.client.post(f"/api/v1/risk/cases/{case['id']}/decide", headers=stage.ops, json={"outcome": "abuse"})
     assert r.status_code == 200, r.text

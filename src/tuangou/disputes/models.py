@@ -34,6 +34,8 @@ class Dispute(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     remedy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # where it was opened from, as keyed hashes (orders/signals.py): device, ip — risk's evidence
+    signals: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_disputes_status_respond_by", "status", "respond_by"),)
 

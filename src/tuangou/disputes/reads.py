@@ -28,3 +28,12 @@ def merchant_disputes(uow: InTransaction, merchant_id: int, since: datetime) -> 
     """(kind, status) of the merchant's disputes opened since then."""
     return [(str(k), str(s)) for k, s in uow.session.execute(select(Dispute.kind, Dispute.status).where(
         Dispute.merchant_id == merchant_id, Dispute.opened_at >= since))]
+
+
+def disputes_of_buyers(uow: InTransaction, buyer_ids: set[int], limit: int = 200) -> list[dict[str, object]]:
+    """The buyers' disputes with where each was opened from (keyed hashes), newest first."""
+    rows = uow.session.execute(select(Dispute.id, Dispute.buyer_id, Dispute.kind, Dispute.status, Dispute.signals)
+                               .where(Dispute.buyer_id.in_(sorted(buyer_ids))).order_by(Dispute.id.desc())
+                               .limit(limit))
+    return [{"id": i, "buyer_id": b, "kind": k, "status": s, "device": (sig or {}).get("device"),
+             "ip": (sig or {}).get("ip")} for i, b, k, s, sig in rows]

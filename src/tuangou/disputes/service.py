@@ -190,7 +190,7 @@ def _clean_evidence(evidence: list[dict[str, Any]] | None) -> list[dict[str, Any
 
 def open_dispute(uow: UnitOfWork, actor: Principal, order_id: int, kind: str, description: str = "", *,
                  evidence: list[dict[str, Any]] | None = None, late_minutes: int | None = None,
-                 gateway: Any = None) -> DisputeView:
+                 gateway: Any = None, signals: dict[str, Any] | None = None) -> DisputeView:
     """A buyer, the merchant or ops open a dispute on a paid order.
 
     Where governance already recorded an over-sale incident for the order, the dispute is confirmed
@@ -216,7 +216,8 @@ def open_dispute(uow: UnitOfWork, actor: Principal, order_id: int, kind: str, de
                     tier=rules.classify(kind, late_minutes, policy), late_minutes=late_minutes,
                     status=rules.DisputeStatus.OPEN, opened_by=actor.user_id, opened_role=actor.role,
                     description=description[:2000], oversale=False, incident_ref="",
-                    respond_by=rules.respond_by(uow.now, policy), opened_at=uow.now, remedy={})
+                    respond_by=rules.respond_by(uow.now, policy), opened_at=uow.now, remedy={},
+                    signals=signals)
         uow.session.add(d)
         try:
             uow.session.flush()  # the unique open_order_id refuses a concurrent second dispute here

@@ -59,6 +59,10 @@ def ring(uow: InTransaction, c: RiskCase, policy: rules.RiskPolicy) -> Ring:
     return found
 
 
+def _many(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('ss') else 's'}"
+
+
 def _short(value: str) -> str:
     return value[:10]
 
@@ -85,13 +89,17 @@ def evidence(uow: InTransaction, c: RiskCase, policy: rules.RiskPolicy) -> dict[
                  for link in uow.session.scalars(select(MerchantLink).where(
                      MerchantLink.merchant_id == c.merchant_id, MerchantLink.value_h.in_(hashes)))]
     accounts = sorted(per_account)
-    return {"summary": f"{len(accounts)} accounts, {len(values['device'])} devices, {len(values['address'])} "
-                       f"addresses, {len(values['payment'])} payment accounts, {len(found.orders)} orders",
+    return {"summary": ", ".join(_many(n, word) for n, word in (
+                (len(accounts), "account"), (len(values["device"]), "device"), (len(values["address"]), "address"),
+                (len(values["payment"]), "payment account"), (len(found.orders), "order"))),
             "accounts": [{"id": a, "orders": dict(per_account[a])} for a in accounts],
             "devices": sorted(values["device"]), "addresses": sorted(values["address"]),
             "payments": sorted(values["payment"]),
             "edges": [{"account": a, "kind": k, "value": v, "orders": n} for (a, k, v), n in sorted(edges.items())],
-            "merchant_links": links}
+            "merchant_links": links,
+            "disputes": [{**d, "device": _short(str(d["device"])) if d["device"] else None,
+                          "ip": _short(str(d["ip"])) if d["ip"] else None}
+                         for d in dispute_reads.disputes_of_buyers(uow, found.accounts)]}
 
 
 def reputation(uow: InTransaction, deal_id: int) -> dict[str, Any]:
