@@ -8,11 +8,13 @@ The order is the order participants run in while an order is placed or paid:
 2. merchants.intake — the merchant's daily intake cap while limited.
 3. disputes.coupon — a coupon used at checkout takes its discount off the amount.
 4. campaigns.join — a group-buy deal's order joins its campaign (never past the maximum).
-5. risk.check — counts the order against its sliding windows (account, device, network, address,
-   phone, payment account) and passes, holds (units kept, not payable, a case for ops) or rejects
-   it. After the checks that refuse for business reasons, so their refusals cost no window count;
-   before governance.red_line, which must only warn about orders that stand. Left out when the
-   settings turn risk checks off (the flash-sale benchmark's risk-off phase).
+5. risk.check — counts the order against its sliding windows (account, device, network address,
+   delivery address, phone, payment account) and passes, holds (units kept, not payable, a case for
+   ops) or rejects it. It does so in `on_inserted`, which every participant gets before the units are
+   held, so its statement never lengthens a hot deal's bucket lock; its place here (before
+   governance.red_line, which must only warn about orders that stand) orders its on_placing, which
+   does nothing. Left out when the settings turn risk checks off (the flash-sale benchmark's risk-off
+   sale).
 6. governance.red_line — warns the merchant when a line was crossed, once the order stands.
 
 Deals (catalog): monitoring.line_pause_listings and merchants.standing check a publish in that order

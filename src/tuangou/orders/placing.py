@@ -118,21 +118,23 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
             replay = _replay(uow, req)
             assert replay is not None
             return replay, True
+        outcome: dict[str, Any] = {}
+        for p in wanted:
+            p.on_inserted(uow, order_id, req, snap, outcome)
         after = catalog.hold(uow, snap, plan.keys, plan.quantity)
         if plan.per_buyer_limit is not None and not upsert_add(
                 conn, table(BuyerDealCount), {"deal_id": snap.id, "buyer_id": req.buyer_id, "qty": plan.quantity},
                 ["deal_id", "buyer_id"], "qty", plan.per_buyer_limit):
             raise Conflict(f"at most {plan.per_buyer_limit} per buyer", code="per_buyer_limit")
         amount = plan.amount_cents
-        status = rules.OrderStatus.RESERVED.value
+        status = outcome.get("status", rules.OrderStatus.RESERVED.value)
         if wanted:
-            placing = Placing(order_id, req, snap, plan, after)
+            placing = Placing(order_id, req, snap, plan, after, outcome)
             discount = sum(p.on_placing(uow, placing) for p in wanted)
             if discount:
                 amount -= discount
                 conn.execute(_DISCOUNT, {"oid": order_id, "amount": amount, "extra": {
                     "coupon_code": req.coupon_code, "coupon_discount_cents": discount}})
-            status = placing.outcome.get("status", status)
         conn.execute(_OUTBOX, [event_row(
             "OrderPlaced", {"order_id": order_id, "deal_id": snap.id, "quantity": plan.quantity,
                             "buyer_id": req.buyer_id}, now, merchant_id=snap.merchant_id)])

@@ -18,7 +18,7 @@ from tuangou.core.db import InTransaction, table
 from tuangou.core.errors import DomainError
 from tuangou.core.policy import PolicyRecord
 from tuangou.orders import rules as order_rules
-from tuangou.orders.participants import OrderParticipant, Placing, extra_of
+from tuangou.orders.participants import OrderParticipant, extra_of
 from tuangou.risk import counters, rules, service
 from tuangou.risk.models import MerchantLink
 
@@ -54,10 +54,12 @@ class RiskCheck(OrderParticipant):
     def wants_placing(self, snapshot: catalog_rules.DealSnapshot, request: order_rules.OrderRequest) -> bool:
         return True
 
-    def on_placing(self, tx: InTransaction, placing: Placing) -> int:
-        seen = extra_of(placing.snapshot.extra, self.name)
+    def on_inserted(self, tx: InTransaction, order_id: int, req: order_rules.OrderRequest,
+                    snapshot: catalog_rules.DealSnapshot, outcome: dict[str, Any]) -> None:
+        """Before the units are held: the window statement (or Redis round trip) does not lengthen the hot
+        bucket row's lock, and a refused order never takes it."""
+        seen = extra_of(snapshot.extra, self.name)
         policy = self._policy(seen.get("policy"))
-        req = placing.request
         keys = service.signal_keys(req.buyer_id, req.signals)
         win, into = rules.window_of(tx.now.timestamp(), policy.window_minutes)
         if self.redis is not None:
@@ -66,11 +68,10 @@ class RiskCheck(OrderParticipant):
             counts = counters.count_in_db(tx.conn, keys, req.buyer_id, req.quantity, win)
         decision = rules.decide(counts, into, seen.get("link"), policy)
         if decision.action == rules.Action.PASS:
-            return 0
+            return
         if decision.action == rules.Action.REJECT:
             if self.redis is not None:
                 self.redis.take_back(keys, req.quantity, win)
             raise RiskRejected(f"order refused: {rules.refusal_words(decision)}", hits=decision.as_json())
-        service.hold_order(tx, placing.order_id, req.buyer_id, placing.snapshot.merchant_id, decision)
-        placing.outcome["status"] = order_rules.OrderStatus.HELD.value
-        return 0
+        service.hold_order(tx, order_id, req.buyer_id, snapshot.merchant_id, decision)
+        outcome["status"] = order_rules.OrderStatus.HELD.value
