@@ -34,17 +34,20 @@ class Order(Base):
     # Only a recorded decline moves it on, so at most one charge can ever succeed per order.
     pay_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Risk signals as keyed hashes (orders/signals.py): only ever matched, so the raw values are not kept.
-    # Device, address and payment account link accounts in a review's evidence graph: indexed.
-    device_h: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
+    # Device, address and payment account link accounts in a review's evidence graph: indexed where present
+    # (partial indexes: an order without one writes no index entry on the hot path).
+    device_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
     ip_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
-    address_h: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
+    address_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
     phone_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
-    payment_h: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
+    payment_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
 
     __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key"),
                       Index("ix_orders_status_expires", "status", "expires_at"),
                       Index("ix_orders_deal_date", "deal_id", "service_date"),
                       Index("ix_orders_buyer", "buyer_id", "id"),
+                      *[Index(f"ix_orders_{c}", c, sqlite_where=text(f"{c} IS NOT NULL"),
+                              postgresql_where=text(f"{c} IS NOT NULL")) for c in ("device_h", "address_h", "payment_h")],
                       CheckConstraint("quantity > 0", name="quantity_positive"))
 
 
