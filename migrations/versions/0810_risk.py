@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("prev_units", sa.Integer(), nullable=False),
         sa.Column("accts", sa.Text(), nullable=False),
         sa.Column("prev_accts", sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "risk_cases",

@@ -27,6 +27,9 @@ class RiskCounter(Base):
     accts: Mapped[str] = mapped_column(Text)  # ",3,7,9,": the accounts seen in the current window
     prev_accts: Mapped[int] = mapped_column(Integer)  # how many accounts the previous window saw
 
+    # SQLite: the row lives in its primary key's B-tree (one B-tree written per upsert, not a rowid table + index)
+    __table_args__ = {"sqlite_with_rowid": False}
+
 
 class RiskCase(Base):
     """Something a rule saw, waiting for (or decided by) ops."""
