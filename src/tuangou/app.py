@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                gateway: PaymentGateway | None = None, extras: dict[str, Any] | None = None) -> FastAPI:
     settings = settings or Settings()
     load_models()
-    compose()
+    compose(settings.redis_url, settings.risk_checks)
     database = db or Database.from_settings(settings)
     stop = threading.Event()
 

@@ -19,6 +19,7 @@ from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.registry import load_models
 from tuangou.merchants import casework
 from tuangou.orders import service as orders
+from tuangou.orders import signals
 from tuangou.orders.gateway import SandboxGateway
 
 PASSWORD = "demo-pass-1"
@@ -52,12 +53,12 @@ def load_demo(settings: Settings, step: Callable[[int, int], None] | None = None
     load_models()
     db = Database.from_settings(settings)
     try:
-        return _load(db, step or (lambda _done, _total: None))
+        return _load(db, step or (lambda _done, _total: None), settings.secret_key)
     finally:
         db.dispose()
 
 
-def _load(db: Database, step: Callable[[int, int], None]) -> list[tuple[str, str, str]]:
+def _load(db: Database, step: Callable[[int, int], None], key: str) -> list[tuple[str, str, str]]:
     made = [("ops", "ops@demo.tuangou", "platform operations")]
     uow = UnitOfWork(db)
     with uow:
@@ -84,6 +85,12 @@ def _load(db: Database, step: Callable[[int, int], None]) -> list[tuple[str, str
                 order, _ = orders.place_order(uow, bp, deal.id, 1, f"demo-{deal.id}-{b.id}")
                 orders.pay_order(uow, bp, order.id, "demo", gateway)
             step(i, len(SHOPS))
+        # one case in the ops review queue: the three demo buyers order the bakery deal from one tablet
+        # (the third account on one device is held; ops may release it with one click)
+        tablet = signals.signals(key, device="demo-family-tablet")
+        for b in buyers:
+            orders.place_order(uow, Principal(b.id, Role.BUYER), deal.id, 1, f"demo-tablet-{b.id}",
+                               signals=tablet)
     made += [("merchant", f"merchant{i}@demo.tuangou", s[0]) for i, s in enumerate(SHOPS, start=1)]
     made += [("buyer", f"buyer{i}@demo.tuangou", "buyer") for i in (1, 2, 3)]
     return made

@@ -18,7 +18,7 @@ log = logging.getLogger("tuangou.worker")
 
 
 def job_context(settings: Settings, db: Database, clock: Clock, gateway: Any, extras: dict[str, Any]) -> JobContext:
-    compose()
+    compose(settings.redis_url, settings.risk_checks)
     merged = {"payment_gateway": gateway, **extras}
     merged.setdefault("http", httpx.Client(timeout=settings.webhook_timeout_seconds))
     merged.setdefault("phone_channels", phone_channels(settings, merged["http"]))

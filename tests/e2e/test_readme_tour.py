@@ -79,3 +79,10 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"kind":"fake_shipment","points":10' in out and '"paused_minutes":1440,"paused_orders":1' in out
     assert '{"status":"cancelled","compensation_cents":1170}' in out
     assert '"status":"replaced"' in out and '"status":"label_pending"' in out and '"reason":"cold_chain"' in out
+    # risk: a brushing ring held and confirmed (merchant penalised, fake sales gone), a compensation farmer
+    # paused with its coupons revoked, a false positive released and paid
+    assert '"status":"held"' in out and '"outcome":"brushing"' in out
+    assert '{"kind":"brushing","points":30}' in out
+    assert '"status":"confirmed","paused":[' in out and '"status":"revoked"' in out
+    assert '"status":"released","outcome":"false_positive"' in out
+    assert '{"decided":1,"false_positives":1,"false_positive_rate":1.0}' in out or '"false_positives":1' in out

@@ -35,6 +35,10 @@ def test_a_flash_sale_with_a_server_killed_mid_sale_sells_the_cap_exactly_once(t
     assert (r["oversold"], r["duplicates"], r["errors_5xx"], r["errors_4xx"]) == (0, 0, 0, 0), r
     assert r["sold_out"] and r["sold"] == r["paid_orders_db"] == 120, r
     assert r["orders_per_s"] > 0 and r["noop_per_s"] > 0 and r["peak_rss_mb"] > 0
+    # and the same sale ran with the risk checks off first: one statement less to place, same outcome
+    assert r["orders_per_s_risk_off"] > 0 and not r["risk_off_failed"], r
+    assert r["statements_place"] == r["statements_place_risk_off"] + 1, r
+    assert r["statements_pay"] == r["statements_pay_risk_off"], r
     assert code == 0
 
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,40 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run(opts: FlashSaleOptions, step: dataset.Step | None = None) -> dict[str, Any]:
     """Run one benchmark; returns the result (the JSON object the CLI prints last). `step(phase, done,
-    total)` follows the sale (a progress bar in the CLI)."""
+    total)` follows each sale (a progress bar in the CLI).
+
+    Two sales in one run, each on a fresh database: with the risk checks off, then on. The figures are the
+    risk-on sale's; `orders_per_s_risk_off` and `order_p99_ms_risk_off` say what the checks cost."""
+    off = _run_once(replace(opts, noop_seconds=min(1.0, opts.noop_seconds)), risk=False, step=step)
+    on = _run_once(opts, risk=True, step=step)
+    return {**on, "orders_per_s_risk_off": off["orders_per_s"], "order_p99_ms_risk_off": off["order_p99_ms"],
+            "p99_ms_risk_off": off["p99_ms"], "server_cpu_ms_per_order_risk_off": off["server_cpu_ms_per_order"],
+            "statements_place_risk_off": off["statements_place"], "statements_pay_risk_off": off["statements_pay"],
+            "risk_orders_per_s_change": round(on["orders_per_s"] / off["orders_per_s"] - 1, 3)
+            if off["orders_per_s"] else 0.0,
+            "risk_off_failed": failed(off)}
+
+
+def _bench_policy(db: Database) -> None:
+    """The benchmark's buyers are bots that each buy dozens of units a second: the risk checks run in full
+    (every window counted, every rule evaluated) but the policy lets them all pass, so both sales sell the
+    same way and only the cost of the checks differs."""
+    from tuangou.accounts import service as accounts
+    from tuangou.risk import rules as risk_rules
+    from tuangou.risk import service as risk
+    ops = accounts.create_user(UnitOfWork(db), None, f"ops.{secrets.token_hex(4)}@bench.tuangou", dataset.PASSWORD,
+                               Role.OPS, "bench ops")
+    unlimited = {scope: 10**8 for scope in risk_rules.SCOPES}
+    risk.update_policy(UnitOfWork(db), Principal(ops.id, Role.OPS),
+                       {"hold_orders": unlimited, "reject_orders": unlimited,
+                        "hold_accounts": {s: 10**8 for s in risk_rules.SHARED_SCOPES}, "hold_units": 10**8},
+                       "flash-sale benchmark: bots buy at full speed")
+
+
+def _run_once(opts: FlashSaleOptions, *, risk: bool, step: dataset.Step | None = None) -> dict[str, Any]:
+    from tuangou.composition import compose
     from tuangou.core.migrate import upgrade
+    compose(risk=risk)  # this process's statement count sees what the servers run
     url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
     loadavg = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
     servers: Servers | None = None
@@ -172,11 +204,13 @@ def run(opts: FlashSaleOptions, step: dataset.Step | None = None) -> dict[str, A
         secret = secrets.token_hex(16)
         db = Database(url, sqlite_synchronous=opts.sqlite_synchronous)
         deal_id = _seed_deal(db, opts.cap)
+        _bench_policy(db)
         counts = count_statements(db)
         tokens = dataset.make_buyers(db, opts.burst or opts.buyers, secret, secrets.token_hex(3))
         env = {**os.environ, "TUANGOU_DATABASE_URL": url, "TUANGOU_SECRET_KEY": secret,
                "TUANGOU_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous, "TUANGOU_DB_POOL_SIZE": str(opts.pool_size),
                "TUANGOU_RUN_WORKER_IN_PROCESS": "false", "TUANGOU_BENCH_RESERVE": opts.reserve,
+               "TUANGOU_RISK_CHECKS": "true" if risk else "false",
                # a flash sale is 64 callers each at full speed: per-caller limits would measure 429s
                "TUANGOU_RATE_LIMIT": ""}
         servers = Servers(env, opts.processes)
@@ -223,6 +257,7 @@ def run(opts: FlashSaleOptions, step: dataset.Step | None = None) -> dict[str, A
         if servers is not None:
             servers.stop()
         remove()
+        compose()
 
 
 def _burst_summary(opts: FlashSaleOptions, orders: dict[str, Any]) -> dict[str, Any]:
@@ -329,7 +364,7 @@ def _summary(opts: FlashSaleOptions, orders: dict[str, Any], noop: dict[str, Any
 
 def failed(result: dict[str, Any]) -> bool:
     return bool(result["oversold"] or result["duplicates"] or result["errors_5xx"]
-                or not result["sold_matches_paid"])
+                or not result["sold_matches_paid"] or result.get("risk_off_failed"))
 
 
 

@@ -127,7 +127,8 @@ async def _buyer_orders(conn: Connection, n: int, deal_id: int, deadline: float,
         i += 1
         key = f"b{n}-{i}"
         t0 = time.perf_counter()
-        status, payload = await _send(conn, tally, "/api/v1/orders", body, f"Idempotency-Key: {key}\r\n", deadline)
+        status, payload = await _send(conn, tally, "/api/v1/orders", body,
+                                      f"Idempotency-Key: {key}\r\nX-Device-Id: bench-phone-{n}\r\n", deadline)
         if status == 409 and (b"sold_out" in payload or b"cap_exceeded" in payload):
             tally.sold_out += 1
             stop.set()  # one sold-out answer ends the sale for everybody
@@ -165,7 +166,8 @@ async def _burst_buyer(conn: Connection, n: int, deal_id: int, start: float, dea
     """One buyer of a burst: one order, paid if placed. Records when the buyer had its final answer."""
     key = f"burst{n}"
     body = json.dumps({"deal_id": deal_id, "quantity": 1}).encode()
-    status, payload = await _send(conn, tally, "/api/v1/orders", body, f"Idempotency-Key: {key}\r\n", deadline)
+    status, payload = await _send(conn, tally, "/api/v1/orders", body,
+                                  f"Idempotency-Key: {key}\r\nX-Device-Id: bench-phone-{n}\r\n", deadline)
     if status == 409 and (b"sold_out" in payload or b"cap_exceeded" in payload):
         tally.sold_out += 1
         tally.refusals += 1

@@ -41,7 +41,8 @@ def print_flash_sale(console: Console, r: dict[str, Any]) -> None:
                 "servers_killed", "peak_rss_mb", "server_cpu_ms_per_order", "server_cpu_ms_per_noop", "cpu_ratio",
                 "client_cpu_ms_per_request", "statements_per_order", "transactions_per_order",
                 "burst", "answer_p50_ms", "answer_p99_ms", "last_answer_ms", "refusals", "refusals_per_s",
-                "seconds"):
+                "seconds", "orders_per_s_risk_off", "order_p99_ms_risk_off", "server_cpu_ms_per_order_risk_off",
+                "risk_orders_per_s_change"):
         if key in r:
             table.add_row(key, str(r[key]))
     console.print(table)

@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     run_worker_in_process: bool = False
     worker_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
     platform_commission_bps: Annotated[int, Field(ge=0, le=10_000)] = 500
-    redis_url: str | None = None  # shared rate-limit counters across API processes
+    redis_url: str | None = None  # shared rate-limit and risk window counters across API processes
+    risk_checks: bool = True  # risk checks on the order path (off only to measure what they cost)
     rate_limit: str | None = None  # per caller, e.g. "20/second"; off when unset
     demo_mode: bool = False  # `tuangou demo`: the sign-in page shows the demo accounts
     log_format: str = "json"  # json (one object per line, with the request id) or text

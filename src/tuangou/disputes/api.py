@@ -10,7 +10,9 @@ from pydantic import Field
 
 from tuangou.core.http import Auth, Buyer, Merchant, Ops, ReadUoW, UoW
 from tuangou.core.input import Body
+from tuangou.core.ratelimit import request_address
 from tuangou.disputes import coupons, policy, rules, service, stacking, tickets
+from tuangou.orders import signals
 
 router = APIRouter(prefix="/api/v1", tags=["disputes"])
 Kind = Literal["late_fulfilment", "cannot_fulfil_today", "cannot_fulfil", "quality_problem", "not_as_described"]
@@ -101,9 +103,12 @@ def _ev(items: list[Evidence]) -> list[dict[str, Any]]:
 
 @router.post("/disputes", status_code=201, summary="Open a dispute on an order (buyer, its merchant or ops)")
 def open_dispute(body: NewDispute, p: Auth, uow: UoW, request: Request) -> dict[str, Any]:
+    seen = signals.signals(request.app.state.settings.secret_key, device=request.headers.get("x-device-id"),
+                           ip=request_address(request))
     return asdict(service.open_dispute(uow, p, body.order_id, body.kind, body.description,
                                        evidence=_ev(body.evidence), late_minutes=body.late_minutes,
-                                       gateway=request.app.state.payment_gateway))
+                                       gateway=request.app.state.payment_gateway,
+                                       signals={"device": seen.device, "ip": seen.ip}))
 
 
 @router.get("/disputes", summary="My disputes (buyer), my stores' (merchant), all (ops)")

@@ -34,6 +34,8 @@ class Dispute(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     remedy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # where it was opened from, as keyed hashes (orders/signals.py): device, ip — risk's evidence
+    signals: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_disputes_status_respond_by", "status", "respond_by"),)
 
@@ -128,3 +130,15 @@ class AfterSalesTicket(Base):
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CompensationPause(Base):
+    """A buyer whose compensation is paused (confirmed abuse): upheld disputes still refund what was
+    paid, but the platform adds no coupons on top until ops lift the pause."""
+
+    __tablename__ = "compensation_pauses"
+
+    buyer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    ref: Mapped[str] = mapped_column(String(64))  # what decided it: risk case:12
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,7 +8,7 @@ booked, all at once; the gateway payout follows right after commit (and by the r
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,11 +19,11 @@ from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import InTransaction, UnitOfWork
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.disputes import coupons, rules
-from tuangou.disputes.models import Dispute, DisputeEvent, StackRequest
+from tuangou.disputes.models import CompensationPause, Coupon, Dispute, DisputeEvent, StackRequest
 from tuangou.disputes.policy import current_policy
 from tuangou.governance import service as governance
 from tuangou.merchants import service as merchants
@@ -74,6 +74,25 @@ def coupon_refund_share(uow: InTransaction, order_id: int, quantity: int, refund
                         refunded_now: int) -> int:
     """Inside an open unit of work: the coupon part of vouchers being refunded (not paid in cash)."""
     return coupons.refund_share(uow, order_id, quantity, refunded_before, refunded_now)
+
+
+def pause_compensation(uow: UnitOfWork, *, buyer_id: int, reason: str, ref: str) -> list[int]:
+    """Inside an open unit of work: confirmed abuse. The buyer's future upheld disputes bring no coupons
+    (refunds of what was paid still happen) and the unused compensation coupons are revoked through the
+    ledger (their value goes back). Idempotent; returns the ids of the coupons revoked now."""
+    insert_ignore(uow.session, CompensationPause.__table__, {
+        "buyer_id": buyer_id, "reason": reason[:200], "ref": ref, "paused_at": uow.now}, ["buyer_id"])
+    unused = list(uow.session.scalars(select(Coupon.id).where(
+        Coupon.buyer_id == buyer_id, Coupon.origin == rules.CouponOrigin.COMPENSATION,
+        Coupon.status == rules.CouponStatus.AVAILABLE).order_by(Coupon.id)))
+    revoked = [c for c in unused if coupons.revoke_if_unused(uow, c)]
+    record_event(uow.session, "CompensationPaused", {"buyer_id": buyer_id, "ref": ref, "coupons_revoked": revoked},
+                 uow.now)
+    return revoked
+
+
+def compensation_paused(uow: InTransaction, buyer_id: int) -> bool:
+    return uow.session.get(CompensationPause, buyer_id) is not None
 
 
 # ---- views --------------------------------------------------------------------------------------
@@ -171,7 +190,7 @@ def _clean_evidence(evidence: list[dict[str, Any]] | None) -> list[dict[str, Any
 
 def open_dispute(uow: UnitOfWork, actor: Principal, order_id: int, kind: str, description: str = "", *,
                  evidence: list[dict[str, Any]] | None = None, late_minutes: int | None = None,
-                 gateway: Any = None) -> DisputeView:
+                 gateway: Any = None, signals: dict[str, Any] | None = None) -> DisputeView:
     """A buyer, the merchant or ops open a dispute on a paid order.
 
     Where governance already recorded an over-sale incident for the order, the dispute is confirmed
@@ -197,7 +216,8 @@ def open_dispute(uow: UnitOfWork, actor: Principal, order_id: int, kind: str, de
                     tier=rules.classify(kind, late_minutes, policy), late_minutes=late_minutes,
                     status=rules.DisputeStatus.OPEN, opened_by=actor.user_id, opened_role=actor.role,
                     description=description[:2000], oversale=False, incident_ref="",
-                    respond_by=rules.respond_by(uow.now, policy), opened_at=uow.now, remedy={})
+                    respond_by=rules.respond_by(uow.now, policy), opened_at=uow.now, remedy={},
+                    signals=signals)
         uow.session.add(d)
         try:
             uow.session.flush()  # the unique open_order_id refuses a concurrent second dispute here
@@ -243,6 +263,9 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
         refund = orders.refund_for_dispute(uow, d.order_id, f"dispute #{d.id} ({tier}): the platform pays first",
                                            f"dispute:{d.id}", ledger.COMPENSATION)
     issued = []
+    paused = compensation_paused(uow, d.buyer_id)
+    if paused:  # confirmed abuse: what was paid comes back, nothing on top
+        remedy = replace(remedy, coupon_cents=0, side_item_cents=0)
     if remedy.coupon_cents:
         issued.append(coupons.issue(uow, buyer_id=d.buyer_id, kind=rules.CouponKind.AMOUNT, value=remedy.coupon_cents,
                                     reason=f"compensation for dispute #{d.id}", ref=f"dispute:{d.id}",

@@ -20,6 +20,7 @@ class ViolationKind(StrEnum):
     FALSE_CLAIM = "false_claim"  # an inventory change request that ops found false
     NON_SHIPMENT = "non_shipment"  # goods not shipped within the SLA (logistics)
     FAKE_SHIPMENT = "fake_shipment"  # a tracking number that never moved (logistics)
+    BRUSHING = "brushing"  # fake orders on its own deals, confirmed by a risk review
 
 
 class PenaltyKind(StrEnum):
@@ -53,6 +54,7 @@ class AccountabilityPolicy:
     false_claim_removal_count: int = 2  # this many standing false claims remove the merchant
     non_shipment_points: int = 5
     fake_shipment_points: int = 10
+    brushing_points: int = 30
     limit_below_score: int = 80  # a deduction leaving a category score below this puts traffic limits on
     limited_exposure_percent: int = 50  # exposure while limited ("halved")
     normal_daily_intake: int | None = None  # orders a day without limits (None: no cap)
@@ -130,7 +132,8 @@ def points_for(kind: ViolationKind, category: str, policy: AccountabilityPolicy)
         return policy.oversale_points.get(category, policy.oversale_points_other)
     return {ViolationKind.FALSE_CLAIM: policy.false_claim_points,
             ViolationKind.NON_SHIPMENT: policy.non_shipment_points,
-            ViolationKind.FAKE_SHIPMENT: policy.fake_shipment_points}[kind]
+            ViolationKind.FAKE_SHIPMENT: policy.fake_shipment_points,
+            ViolationKind.BRUSHING: policy.brushing_points}[kind]
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,13 @@ def score_history(uow: UnitOfWork, actor: Principal, merchant_id: int) -> dict[s
 
 # ---- the order path and the listings --------------------------------------------------------------
 
+def category_score(uow: InTransaction, merchant_id: int, category: str) -> int:
+    """Inside an open unit of work: the merchant's current score in a category (the start score if none)."""
+    policy = load_policy(uow)
+    row = uow.session.get(MerchantStanding, merchant_id)
+    return int(row.scores.get(category, policy.start_score)) if row else policy.start_score
+
+
 def rank_deals(uow: InTransaction, deals: list[tuple[int, int, str]]) -> list[int]:
     """Inside an open unit of work: ids of (deal_id, merchant_id, category) in listing order.
 

@@ -31,7 +31,7 @@ _OWED = (select(_o.id, _o.buyer_id, _o.deal_id, _o.merchant_id, _o.quantity, _o.
                 _o.announced, _o.created_at, _o.paid_at)
          .where(_o.announced < rules.Announced.ALL,
                 (_o.announced == rules.Announced.NOTHING) | (_o.paid_at.is_not(None))
-                | (_o.status != rules.OrderStatus.RESERVED.value))
+                | (_o.status.not_in(sorted(rules.MAY_BE_PAID))))
          .order_by(_o.id).limit(bindparam("batch")))
 
 

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from tuangou.core.errors import DomainError
 from tuangou.core.http import Auth, Buyer, Merchant, ReadUoW, UoW
 from tuangou.core.input import Body
-from tuangou.orders import rules, service
+from tuangou.core.ratelimit import request_address
+from tuangou.orders import rules, service, signals
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 T = TypeVar("T")
@@ -27,6 +28,10 @@ class NewOrder(Body):
     service_date: date | None = Field(default=None, description="default: today in the store's time zone")
     slot: str | None = Field(default=None, max_length=16)
     coupon_code: str | None = Field(default=None, max_length=24, description="one coupon of yours to apply")
+    address: str | None = Field(default=None, max_length=200, description="delivery address (goods)")
+    recipient_phone: str | None = Field(default=None, max_length=32)
+    payment_method: str | None = Field(default=None, max_length=64,
+                                       description="the payment method's token; the gateway names its account")
 
 
 class Pay(Body):
@@ -58,11 +63,22 @@ async def place_order(body: NewOrder, p: Buyer, uow: UoW, request: Request, resp
     order, replayed = await _run(
         request, service.place_order, uow, p, body.deal_id, body.quantity, idempotency_key or "",
         service_date=body.service_date, slot=body.slot,
-        ttl_minutes=request.app.state.settings.reservation_ttl_minutes, coupon_code=body.coupon_code)
+        ttl_minutes=request.app.state.settings.reservation_ttl_minutes, coupon_code=body.coupon_code,
+        signals=_signals(request, body))
     if replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     return asdict(order)
+
+
+def _signals(request: Request, body: NewOrder) -> rules.Signals:
+    """Where the order comes from: the device header, the client address (behind trusted proxies only),
+    what the buyer typed, and the payer account the gateway names for the payment method."""
+    state = request.app.state
+    payment = state.payment_gateway.account_fingerprint(body.payment_method) if body.payment_method else None
+    return signals.signals(state.settings.secret_key, device=request.headers.get("x-device-id"),
+                           ip=request_address(request), address=body.address, phone=body.recipient_phone,
+                           payment_account=payment)
 
 
 @router.post("/orders/{order_id}/pay", summary="Pay a reserved order through the payment gateway")

@@ -8,6 +8,7 @@ asks `lookup()` later and finds it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections import deque
@@ -32,6 +33,8 @@ class PaymentGateway(Protocol):
     def refund(self, key: str, charge_reference: str, amount_cents: int) -> GatewayResult: ...
 
     def lookup(self, key: str) -> GatewayResult | None: ...
+
+    def account_fingerprint(self, payment_method: str) -> str: ...
 
 
 class SandboxGateway:
@@ -89,3 +92,10 @@ class SandboxGateway:
     def lookup(self, key: str) -> GatewayResult | None:
         with self._lock:
             return self._charges.get(key)
+
+    def account_fingerprint(self, payment_method: str) -> str:
+        """The same payer account behind any token of it (like a card fingerprint): the sandbox's tokens
+        are `acct:<name>` or `acct:<name>:<anything>`, so two tokens of one account match."""
+        parts = payment_method.strip().split(":")
+        account = ":".join(parts[:2]) if parts[0] == "acct" and len(parts) > 1 else payment_method.strip()
+        return hashlib.sha256(account.lower().encode()).hexdigest()[:24]

@@ -47,6 +47,14 @@ class Order(Base):
     # How much of its hot-path life the order has announced as events (rules.Announced): the row is the
     # outbox of OrderPlaced and OrderPaid, so placing and paying write no event rows (docs/adr/0010).
     announced: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    # Risk signals as keyed hashes (orders/signals.py): only ever matched, so the raw values are not kept.
+    # Device, address and payment account link accounts in a review's evidence graph: indexed where present
+    # (partial indexes: an order without one writes no index entry on the hot path).
+    device_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    ip_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    address_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    phone_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    payment_h: Mapped[str | None] = mapped_column(String(24), nullable=True)
 
     __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key"),
                       Index("ix_orders_unannounced", "announced", "id", sqlite_where=text("announced < 2"),
@@ -54,6 +62,8 @@ class Order(Base):
                       Index("ix_orders_status_expires", "status", "expires_at"),
                       Index("ix_orders_deal_date", "deal_id", "service_date"),
                       Index("ix_orders_buyer", "buyer_id", "id"),
+                      *[Index(f"ix_orders_{c}", c, sqlite_where=text(f"{c} IS NOT NULL"),
+                              postgresql_where=text(f"{c} IS NOT NULL")) for c in ("device_h", "address_h", "payment_h")],
                       CheckConstraint("quantity > 0", name="quantity_positive"))
 
 

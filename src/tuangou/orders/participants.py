@@ -15,7 +15,7 @@ paying before anything was installed is an error, never a silent skip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -36,6 +36,8 @@ class Placing:
     snapshot: catalog_rules.DealSnapshot
     plan: rules.OrderPlan
     buckets_after: list[catalog_rules.BucketState]
+    # what a participant decided for the order besides a discount: {"status": "held"} (risk review)
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 class OrderParticipant:
@@ -48,6 +50,14 @@ class OrderParticipant:
 
     def wants_placing(self, snapshot: catalog_rules.DealSnapshot, request: rules.OrderRequest) -> bool:
         return False
+
+    def on_inserted(self, tx: InTransaction, order_id: int, request: rules.OrderRequest,
+                    snapshot: catalog_rules.DealSnapshot, outcome: dict[str, Any]) -> None:
+        """Right after the order row is inserted, before its units are held: for work that must not lengthen
+        the time the deal's bucket rows stay locked (every statement after the hold does, and on PostgreSQL
+        that time is what bounds a hot deal's orders per second). May refuse with a DomainError; may note a
+        decision in `outcome` ({"status": "held"}), which on_placing then sees as `placing.outcome`."""
+        return None
 
     def on_placing(self, tx: InTransaction, placing: Placing) -> int:
         """Take part; returns a discount in cents off the order's amount (0 for none)."""

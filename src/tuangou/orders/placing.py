@@ -66,7 +66,8 @@ def refuse(refusal: rules.Refusal) -> DomainError:
 
 def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, idempotency_key: str, *,
                 service_date: date | None = None, slot: str | None = None, ttl_minutes: int = 15,
-                coupon_code: str | None = None) -> tuple[views.OrderView, bool]:
+                coupon_code: str | None = None,
+                signals: rules.Signals = rules.NO_SIGNALS) -> tuple[views.OrderView, bool]:
     """Reserve `quantity` units of a deal for `buyer`; returns (order, replayed).
 
     Preconditions: buyer role. The same idempotency key returns the same order
@@ -77,7 +78,7 @@ def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, 
     if problem is not None:
         raise refuse(problem)
     req = rules.OrderRequest(buyer.user_id, deal_id, quantity, idempotency_key, service_date, slot,
-                             coupon_code.strip().upper() if coupon_code else None)
+                             coupon_code.strip().upper() if coupon_code else None, signals)
     participants = registry.items
     now = uow.clock.now()
     seen = _seen.get(deal_id)
@@ -85,7 +86,7 @@ def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, 
     query, extra = _snapshot_query()
     with uow.db.read_engine.connect() as conn:
         snap = catalog.snapshot(conn, query, deal_id, keys, extra,
-                                {"buyer_id": req.buyer_id, "idem": req.idempotency_key})
+                                {"buyer_id": req.buyer_id, "idem": req.idempotency_key, **req.signal_params()})
     _seen[deal_id] = (snap.kind, snap.timezone)
     if snap.extra[REPLAY] is not None:
         replay = _replay_outside(uow, req)
@@ -110,20 +111,24 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
                   "buckets": plan.keys, "status": rules.OrderStatus.RESERVED.value,
                   "idempotency_key": req.idempotency_key, "fingerprint": plan.fingerprint,
                   "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0,
-                  "announced": rules.Announced.NOTHING}
+                  "announced": rules.Announced.NOTHING, **req.signals.columns()}
         order_id = conn.execute(_insert_order(conn.dialect.name), values).scalar()
         if order_id is None:  # this buyer used the key before (or a concurrent retry won): answer with that order
             replay = _replay(uow, req)
             assert replay is not None
             return replay, True
+        outcome: dict[str, Any] = {}
+        for p in wanted:
+            p.on_inserted(uow, order_id, req, snap, outcome)
         after = catalog.hold(uow, snap, plan.keys, plan.quantity)
         if plan.per_buyer_limit is not None and not upsert_add(
                 conn, table(BuyerDealCount), {"deal_id": snap.id, "buyer_id": req.buyer_id, "qty": plan.quantity},
                 ["deal_id", "buyer_id"], "qty", plan.per_buyer_limit):
             raise Conflict(f"at most {plan.per_buyer_limit} per buyer", code="per_buyer_limit")
         amount = plan.amount_cents
+        status = outcome.get("status", rules.OrderStatus.RESERVED.value)
         if wanted:
-            placing = Placing(order_id, req, snap, plan, after)
+            placing = Placing(order_id, req, snap, plan, after, outcome)
             discount = sum(p.on_placing(uow, placing) for p in wanted)
             if discount:
                 amount -= discount
@@ -133,7 +138,7 @@ def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSna
     return views.OrderView(order_id, req.buyer_id, snap.id, snap.merchant_id, snap.store_id, plan.quantity,
                            plan.unit_price_cents, amount,
                            plan.service_date.isoformat() if plan.service_date else None, plan.slot,
-                           rules.OrderStatus.RESERVED.value, plan.expires_at.isoformat(), now.isoformat(),
+                           status, plan.expires_at.isoformat(), now.isoformat(),
                            None), False
 
 

@@ -25,6 +25,11 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"  # buyer gave up before paying; capacity returned
     REFUNDED = "refunded"  # every voucher refunded
     COMPLETED = "completed"  # every voucher redeemed or refunded, at least one redeemed
+    HELD = "held"  # held for a risk review: capacity kept, not payable, never expires until ops decide
+
+
+# An order in one of these may still be paid: its OrderPaid may still be owed.
+MAY_BE_PAID = frozenset({OrderStatus.RESERVED.value, OrderStatus.HELD.value})
 
 
 class Announced(IntEnum):
@@ -42,7 +47,7 @@ def announcements(announced: int, status: str, paid: bool) -> tuple[list[str], A
     owed = ["OrderPlaced"] if announced == Announced.NOTHING else []
     if paid:
         return owed + ["OrderPaid"], Announced.ALL
-    return owed, Announced.PLACED if status == OrderStatus.RESERVED else Announced.ALL
+    return owed, Announced.PLACED if status in MAY_BE_PAID else Announced.ALL
 
 
 class PaymentStatus(StrEnum):
@@ -121,6 +126,27 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Signals:
+    """Where an order came from, as keyed hashes (orders/signals.py): matched by risk, never shown.
+
+    Not part of the request's fingerprint: a retry from another network is the same order."""
+
+    device: str | None = None
+    ip: str | None = None
+    address: str | None = None
+    phone: str | None = None
+    payment: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        """The order row's signal columns."""
+        return {"device_h": self.device, "ip_h": self.ip, "address_h": self.address, "phone_h": self.phone,
+                "payment_h": self.payment}
+
+
+NO_SIGNALS = Signals()
+
+
+@dataclass(frozen=True)
 class OrderRequest:
     buyer_id: int
     deal_id: int
@@ -129,6 +155,11 @@ class OrderRequest:
     service_date: date | None = None
     slot: str | None = None
     coupon_code: str | None = None
+    signals: Signals = NO_SIGNALS
+
+    def signal_params(self) -> dict[str, Any]:
+        """Bind parameters participants' snapshot columns may use (`sig_device`, `sig_buyer` …)."""
+        return {"sig_buyer": self.buyer_id, **{f"sig_{k[:-2]}": v for k, v in self.signals.columns().items()}}
 
     def fingerprint(self) -> str:
         body: dict[str, Any] = {"deal": self.deal_id, "q": self.quantity, "d": self.service_date, "s": self.slot}

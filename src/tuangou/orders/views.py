@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -93,10 +94,11 @@ def settle(tx: InTransaction, order: Order) -> None:
                            .values(status=final))
 
 
-def end_reservation(tx: InTransaction, order: Order, status: rules.OrderStatus) -> bool:
+def end_reservation(tx: InTransaction, order: Order, status: rules.OrderStatus,
+                    from_status: rules.OrderStatus = rules.OrderStatus.RESERVED) -> bool:
     """Inside an open unit of work: end an unpaid hold (cancelled, expired); its units return at once.
-    False, changing nothing, when the order was no longer reserved."""
-    moved = tx.session.execute(update(Order).where(Order.id == order.id, Order.status == rules.OrderStatus.RESERVED)
+    False, changing nothing, when the order was no longer reserved (or held, with `from_status`)."""
+    moved = tx.session.execute(update(Order).where(Order.id == order.id, Order.status == from_status)
                                .values(status=status)).rowcount  # type: ignore[attr-defined]
     if not moved:
         return False
@@ -110,3 +112,17 @@ def end_reservation(tx: InTransaction, order: Order, status: rules.OrderStatus) 
     record_event(tx.session, f"Order{status.value.capitalize()}", {"order_id": order.id}, tx.now,
                  merchant_id=order.merchant_id)
     return True
+
+
+def hold_for_review(tx: InTransaction, order_id: int) -> bool:
+    """Inside an open unit of work: a reserved order waits for a review (risk). It keeps its units, cannot
+    be paid and does not expire until released (`release_held`) or ended (`end_reservation`)."""
+    return bool(tx.session.execute(update(Order).where(Order.id == order_id, Order.status == rules.OrderStatus.RESERVED)
+                                   .values(status=rules.OrderStatus.HELD)).rowcount)  # type: ignore[attr-defined]
+
+
+def release_held(tx: InTransaction, order_id: int, expires_at: datetime) -> bool:
+    """Inside an open unit of work: a held order goes on as a reservation, payable until `expires_at`."""
+    return bool(tx.session.execute(update(Order).where(Order.id == order_id, Order.status == rules.OrderStatus.HELD)
+                                   .values(status=rules.OrderStatus.RESERVED, expires_at=expires_at))
+                .rowcount)  # type: ignore[attr-defined]

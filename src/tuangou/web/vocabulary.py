@@ -8,11 +8,12 @@ from tuangou.web.i18n import N_
 WORDS = [
     # availability and deal / order / voucher / payment statuses
     N_("on_sale"), N_("sold_out"), N_("delisted"), N_("draft"), N_("published"),
-    N_("reserved"), N_("paid"), N_("expired"), N_("cancelled"), N_("refunded"), N_("completed"),
+    N_("reserved"), N_("paid"), N_("expired"), N_("cancelled"), N_("refunded"), N_("completed"), N_("held"),
     N_("issued"), N_("redeemed"), N_("succeeded"), N_("failed"),
     # disputes, appeals, queue items, coupons
     N_("open"), N_("contested"), N_("escalated"), N_("confirmed"), N_("rejected"), N_("withdrawn"),
-    N_("upheld"), N_("pending"), N_("approved"), N_("false_claim"), N_("available"), N_("used"), N_("revoked"),
+    N_("upheld"), N_("pending"), N_("approved"), N_("false_claim"), N_("brushing"), N_("available"), N_("used"),
+    N_("revoked"),
     N_("light"), N_("medium"), N_("severe"),
     N_("late_fulfilment"), N_("cannot_fulfil_today"), N_("cannot_fulfil"), N_("quality_problem"),
     N_("not_as_described"),
