@@ -9,6 +9,8 @@ The order is the order participants run in while an order is placed or paid:
 3. disputes.coupon — a coupon used at checkout takes its discount off the amount.
 4. campaigns.join — a group-buy deal's order joins its campaign (never past the maximum).
 5. governance.red_line — warns the merchant when a line was crossed, once the order stands.
+6. logistics.shipping_clock — paying a goods order starts its shipping clock (after campaigns.join, which may
+   refund a payment that came too late: such an order gets no clock).
 
 Deals (catalog): monitoring.line_pause_listings and merchants.standing check a publish in that order
 (merchants.standing also ranks the listings); capacity.on_publish applies audits and caps once published.
@@ -26,13 +28,14 @@ from tuangou.catalog.participants import registry as deals
 from tuangou.disputes.participant import CouponAtCheckout, CouponForOversale
 from tuangou.governance.participant import CircuitBreaker, RedLineWarning
 from tuangou.governance.participants import registry as oversales
+from tuangou.logistics.participant import ShippingClock
 from tuangou.merchants.participant import IntakeCap, StandingOnDeals
 from tuangou.monitoring.participant import LinePause, LinePauseOnPublish
 from tuangou.orders.participants import OrderParticipant, registry
 
 
 def order_participants() -> list[OrderParticipant]:
-    return [LinePause(), IntakeCap(), CouponAtCheckout(), CampaignJoin(), RedLineWarning()]
+    return [LinePause(), IntakeCap(), CouponAtCheckout(), CampaignJoin(), RedLineWarning(), ShippingClock()]
 
 
 def deal_participants() -> list[DealParticipant]:

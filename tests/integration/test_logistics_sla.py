@@ -5,19 +5,23 @@ exceptions pause the clock."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, event, func, select
 
 from tests.integration.disputes_support import assert_ledger_consistent
 from tests.integration.logistics_support import carrier, goods_deal, later, ship, shipping
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import UnitOfWork, table
 from tuangou.disputes.models import RecoveryClaim
-from tuangou.logistics import service, sla
+from tuangou.logistics import sla
+from tuangou.logistics.models import ShippingOrder
+from tuangou.logistics.participant import ShippingClock
 from tuangou.merchants import service as merchants
 from tuangou.merchants.models import Violation
-from tuangou.orders.models import Refund
+from tuangou.orders.models import Order, Refund
+from tuangou.orders.participants import registry
+from tuangou.orders.rules import OrderSnapshot
 
 
 def _order(stage, price=3900, quantity=1):
@@ -164,17 +168,63 @@ def test_a_rejected_exception_changes_nothing(stage):
     assert shipping(stage, buyer, order["id"])["ship_by"] == due
 
 
-def test_the_paying_transaction_can_start_the_clock_once(stage):
-    # given a paid goods order and a paid voucher order
-    _, merchant, buyer, order = _order(stage)
-    voucher = stage.paid_order(stage.buyer(), stage.deal(merchant, stage.store(merchant)))
-    # when the order path calls on_order_paid (twice: a retried transaction)
+def test_paying_a_goods_order_starts_its_clock_in_the_paying_transaction(any_stage):
+    stage = any_stage
+    # given a goods deal and a voucher deal of one merchant
+    _, merchant = stage.merchant()
+    goods = goods_deal(stage, merchant)
+    voucher_deal = stage.deal(merchant, stage.store(merchant))
+    buyer = stage.buyer()
+    # when both are paid, with no worker tick at all
+    order = stage.paid_order(buyer, goods, 2)
+    voucher = stage.paid_order(buyer, voucher_deal)
+    # then the goods order's clock runs from its payment (48 h for fresh goods) and the voucher has none
+    view = shipping(stage, buyer, order["id"])
+    assert view["status"] == "awaiting_shipment" and view["quantity"] == 2
+    assert datetime.fromisoformat(view["ship_by"]) == datetime.fromisoformat(order["paid_at"]) + timedelta(hours=48)
+    assert _count(stage.db, ShippingOrder, ShippingOrder.order_id == order["id"]) == 1
+    assert _count(stage.db, ShippingOrder, ShippingOrder.order_id == voucher["id"]) == 0
+
+
+def _snapshot(db, order_id):
+    o = table(Order).c
+    extra = registry.order_columns(o)
+    with db.engine.connect() as conn:
+        r = conn.execute(select(o.id, *[c.label(n) for n, c in extra.items()]).where(o.id == order_id)).one()
+    return OrderSnapshot(order_id, 0, 0, 0, 0, 1, 0, 0, "paid", datetime.now(UTC), [], 0, {},
+                         {n: r._mapping[n] for n in extra})
+
+
+def test_the_shipping_clock_costs_a_voucher_order_nothing_and_a_goods_order_one_statement(stage):
+    # given a paid goods order whose record is gone (as if paid before logistics took part) and a voucher order
+    _, merchant = stage.merchant()
+    buyer = stage.buyer()
+    order = stage.paid_order(buyer, goods_deal(stage, merchant))
+    voucher = stage.paid_order(buyer, stage.deal(merchant, stage.store(merchant)))
     with UnitOfWork(stage.db, stage.clock) as uow:
-        first = service.on_order_paid(uow, order["id"])
-        second = service.on_order_paid(uow, order["id"])
-        not_goods = service.on_order_paid(uow, voucher["id"])
+        uow.session.execute(delete(ShippingOrder))
         uow.commit()
-    # then the clock started once and the scan finds nothing more to do
-    assert (first, second, not_goods) == (True, False, False)
-    assert stage.tick("logistics")["logistics"]["tracked"] == 0
-    assert shipping(stage, buyer, order["id"])["status"] == "awaiting_shipment"
+    clock = ShippingClock()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(stage.db.engine, "before_cursor_execute", seen)
+    try:
+        # when the participant is asked about each, inside a paying transaction (twice: a retried one)
+        assert not clock.wants_paid(_snapshot(stage.db, voucher["id"]))
+        goods = _snapshot(stage.db, order["id"])
+        assert clock.wants_paid(goods)
+        statements.clear()
+        with UnitOfWork(stage.db, stage.clock) as uow:
+            clock.on_paid(uow, goods)
+            clock.on_paid(uow, goods)
+            uow.commit()
+    finally:
+        event.remove(stage.db.engine, "before_cursor_execute", seen)
+    # then one INSERT each time, the second one changing nothing
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 2 and len([s for s in statements if not s.lstrip().upper().startswith(
+        ("INSERT", "BEGIN", "COMMIT", "PRAGMA"))]) == 0, statements
+    assert _count(stage.db, ShippingOrder) == 1

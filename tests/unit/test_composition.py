@@ -12,7 +12,8 @@ from tuangou.composition import compose
 from tuangou.core.config import Settings
 from tuangou.orders.participants import NotComposed, Registry, registry
 
-EXPECTED = ["monitoring.line_pause", "merchants.intake", "disputes.coupon", "campaigns.join", "governance.red_line"]
+EXPECTED = ["monitoring.line_pause", "merchants.intake", "disputes.coupon", "campaigns.join", "governance.red_line",
+            "logistics.shipping_clock"]
 
 
 @pytest.fixture

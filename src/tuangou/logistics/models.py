@@ -220,7 +220,8 @@ class LogisticsException(Base):
 
 
 class Watermark(Base):
-    """How far a scan has read (paid orders discovered, the day's performance warnings)."""
+    """A named mark (the day's performance warnings were sent; a row once written by the retired
+    paid-order scan is left alone)."""
 
     __tablename__ = "logistics_watermarks"
 
