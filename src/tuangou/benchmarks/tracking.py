@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from tuangou.benchmarks import dataset
 from tuangou.benchmarks.flash_sale import Servers
@@ -119,6 +120,25 @@ def _push(port: int, bodies: list[bytes], out: list[dict[str, Any]], errors: lis
                 out.append(r.json())
 
 
+def _db_backend_cpu(db: Database) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving this bench's database (same machine: /proc), so the
+    cost per event can be compared whatever else the machine is doing. {} on SQLite."""
+    if db.engine.dialect.name != "postgresql":
+        return {}
+    with db.engine.connect() as conn:
+        pids = list(conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND pid <> pg_backend_pid()")))
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
 def run(opts: TrackingOptions) -> dict[str, Any]:
     from tuangou.core.migrate import upgrade
     url, remove = dataset.fresh_database(opts.db, opts.postgres_url, opts.workdir)
@@ -141,12 +161,16 @@ def run(opts: TrackingOptions) -> dict[str, Any]:
         errors: list[str] = []
         shares = [bodies[i::opts.clients] for i in range(opts.clients)]
         threads = [threading.Thread(target=_push, args=(servers.ports[0], s, out, errors)) for s in shares]
+        cpu_before, db_before = servers.cpu_seconds(), _db_backend_cpu(db)
         t = time.perf_counter()
         for th in threads:
             th.start()
         for th in threads:
             th.join()
         ingest_s = time.perf_counter() - t
+        server_cpu = servers.cpu_seconds() - cpu_before
+        db_cpu = sum(v - db_before.get(pid, 0.0) for pid, v in _db_backend_cpu(db).items())
+        loadavg_after = round(os.getloadavg()[0], 2)
         servers.stop()
         servers = None
         settings = Settings(database_url=url, sqlite_synchronous=opts.sqlite_synchronous)
@@ -165,7 +189,9 @@ def run(opts: TrackingOptions) -> dict[str, Any]:
                 "open_shipments": parcels + opts.open_shipments, "tick_s": round(tick_s, 3),
                 "flags_up_to_date_s": round(flags_s, 3), "scans_checked": first["scans"]["checked"],
                 "idle_tick": second["scans"]["checked"] == 0, "db": opts.db, "generate_s": round(generate_s, 2),
-                "loadavg": loadavg, "cpus": os.cpu_count()}
+                "server_cpu_ms_per_1000_events": round(server_cpu * 1e6 / opts.events, 1),
+                "db_cpu_ms_per_1000_events": round(db_cpu * 1e6 / opts.events, 1) if opts.db == "postgresql"
+                else None, "loadavg": loadavg, "loadavg_after": loadavg_after, "cpus": os.cpu_count()}
     finally:
         if servers is not None:
             servers.stop()

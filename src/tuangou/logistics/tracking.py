@@ -3,8 +3,9 @@ folded into the shipments with min/max so that any order of arrival, from any nu
 writers, ends in the same state (docs/adr/0012).
 
 One request is one transaction of a few set-based statements: an INSERT … ON CONFLICT DO NOTHING for
-the events (executemany), one UPDATE per touched shipment in one executemany, one status UPDATE and
-one UPDATE for orders whose every parcel is signed for.
+the events, one UPDATE folding them into the touched shipments and deriving their state (each parcel row
+written once), and, when parcels were signed for, one grouped read and one executemany for their orders
+(measured: cheaper on PostgreSQL than one UPDATE with correlated EXISTS, which hashed every parcel).
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tuangou.core.db import UnitOfWork, UTCDateTime, retry_on_deadlock
@@ -113,18 +126,29 @@ FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(carrier text, tracking_number
      occurred_at timestamptz, received_at timestamptz, lat float8, lon float8, temperature_c float8, location text,
      detail text)
 ON CONFLICT (carrier, tracking_number, event_id) DO NOTHING RETURNING tracking_number, event_id""")
-PG_FOLD = text("""
+_NEW_FS = "LEAST(t.first_scan_at, v.b_fs)"
+_NEW_DLV = "LEAST(t.delivered_at, v.b_dlv)"
+_NEW_EXC = "LEAST(t.excursion_at, v.b_exc)"
+_DRIVEN = ", ".join(f"'{s.value}'" for s in DRIVEN)
+# One UPDATE folds the batch and derives the tracking state from the folded times (SET sees the old row,
+# so the state repeats the new values' expressions): every parcel row is written once per request.
+PG_FOLD = text(f"""
 UPDATE logistics_shipments AS t SET
-  first_scan_at = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
-                       THEN v.b_fs ELSE t.first_scan_at END,
+  first_scan_at = {_NEW_FS},
   first_scan_lat = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
                         THEN v.b_lat ELSE t.first_scan_lat END,
   first_scan_lon = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
                         THEN v.b_lon ELSE t.first_scan_lon END,
   last_event_at = GREATEST(t.last_event_at, v.b_last),
-  delivered_at = LEAST(t.delivered_at, v.b_dlv),
-  excursion_at = LEAST(t.excursion_at, v.b_exc),
-  exception_at = GREATEST(t.exception_at, v.b_ex)
+  delivered_at = {_NEW_DLV},
+  excursion_at = {_NEW_EXC},
+  exception_at = GREATEST(t.exception_at, v.b_ex),
+  status = CASE WHEN t.status NOT IN ({_DRIVEN}) THEN t.status
+                WHEN {_NEW_EXC} IS NOT NULL AND ({_NEW_DLV} IS NULL OR {_NEW_EXC} <= {_NEW_DLV})
+                THEN '{S.EXCURSION.value}'
+                WHEN {_NEW_DLV} IS NOT NULL THEN '{S.DELIVERED.value}'
+                WHEN {_NEW_FS} IS NOT NULL THEN '{S.IN_TRANSIT.value}'
+                ELSE '{S.AWAITING_SCAN.value}' END
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(b_id integer, b_fs timestamptz, b_lat float8, b_lon float8,
      b_last timestamptz, b_dlv timestamptz, b_exc timestamptz, b_ex timestamptz)
 WHERE t.id = v.b_id""")  # GREATEST/LEAST ignore NULLs in PostgreSQL
@@ -168,25 +192,23 @@ def _fold(uow: UnitOfWork, fresh: list[rules.CarrierEvent],
         when = UTCDateTime()
         fs = bindparam("b_fs", type_=when)
         first_is_new = and_(fs.is_not(None), or_(t.c.first_scan_at.is_(None), t.c.first_scan_at > fs))
+        new_fs = _earlier(t.c.first_scan_at, fs)
+        new_dlv = _earlier(t.c.delivered_at, bindparam("b_dlv", type_=when))
+        new_exc = _earlier(t.c.excursion_at, bindparam("b_exc", type_=when))
         stmt = update(t).where(t.c.id == bindparam("b_id", type_=Integer)).values(
-            first_scan_at=_earlier(t.c.first_scan_at, fs),
+            first_scan_at=new_fs,
             first_scan_lat=case((first_is_new, bindparam("b_lat", type_=Float)), else_=t.c.first_scan_lat),
             first_scan_lon=case((first_is_new, bindparam("b_lon", type_=Float)), else_=t.c.first_scan_lon),
             last_event_at=_later(t.c.last_event_at, bindparam("b_last", type_=when)),
-            delivered_at=_earlier(t.c.delivered_at, bindparam("b_dlv", type_=when)),
-            excursion_at=_earlier(t.c.excursion_at, bindparam("b_exc", type_=when)),
-            exception_at=_later(t.c.exception_at, bindparam("b_ex", type_=when)))
+            delivered_at=new_dlv, excursion_at=new_exc,
+            exception_at=_later(t.c.exception_at, bindparam("b_ex", type_=when)),
+            status=case((t.c.status.not_in([literal_column(f"'{d.value}'") for d in DRIVEN]), t.c.status),
+                        (and_(new_exc.is_not(None), or_(new_dlv.is_(None), new_exc <= new_dlv)), S.EXCURSION.value),
+                        (new_dlv.is_not(None), S.DELIVERED.value),
+                        (new_fs.is_not(None), S.IN_TRANSIT.value), else_=S.AWAITING_SCAN.value))
         uow.session.connection().execute(stmt, params)
-    ids = sorted({p["b_id"] for p in params})
-    status = case((and_(t.c.excursion_at.is_not(None), or_(t.c.delivered_at.is_(None),
-                                                             t.c.excursion_at <= t.c.delivered_at)), S.EXCURSION.value),
-                  (t.c.delivered_at.is_not(None), S.DELIVERED.value),
-                  (t.c.first_scan_at.is_not(None), S.IN_TRANSIT.value), else_=S.AWAITING_SCAN.value)
-    for i in range(0, len(ids), CHUNK):
-        uow.session.execute(update(t).where(t.c.id.in_(ids[i:i + CHUNK]), t.c.status.in_(DRIVEN))
-                            .values(status=status))
     _deliver_orders(uow, sorted(orders))
-    return set(ids)
+    return {p["b_id"] for p in params}
 
 
 def _deliver_orders(uow: UnitOfWork, order_ids: list[int]) -> None:
