@@ -79,3 +79,7 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"kind":"fake_shipment","points":10' in out and '"paused_minutes":1440,"paused_orders":1' in out
     assert '{"status":"cancelled","compensation_cents":1170}' in out
     assert '"status":"replaced"' in out and '"status":"label_pending"' in out and '"reason":"cold_chain"' in out
+    # and the merchant's performance rates, the SLA cancellation counted with the order behind it
+    assert all(f'"metric":"{m}"' in out for m in ("late_shipment_rate", "pre_fulfilment_cancel_rate",
+                                                  "valid_tracking_rate", "order_defect_rate"))
+    assert re.search(r'"metric":"pre_fulfilment_cancel_rate","rate_bps":[1-9]\d*,"ok":false,"order_ids":\[\d', out)

@@ -12,9 +12,11 @@ from sqlalchemy import delete, event, func, select
 
 from tests.integration.disputes_support import assert_ledger_consistent
 from tests.integration.logistics_support import carrier, goods_deal, later, ship, shipping
+from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, table
+from tuangou.core.errors import Conflict
 from tuangou.disputes.models import RecoveryClaim
-from tuangou.logistics import sla
+from tuangou.logistics import service, sla
 from tuangou.logistics.models import ShippingOrder
 from tuangou.logistics.participant import ShippingClock
 from tuangou.merchants import service as merchants
@@ -105,6 +107,41 @@ def test_two_workers_racing_one_cancellation_cancel_it_once(any_stage):
     assert _count(stage.db, Refund, Refund.order_id == order["id"]) == 2
     assert _count(stage.db, Violation, Violation.merchant_id == merchant_id) == 1
     assert_ledger_consistent(stage.db)
+
+
+def test_a_shipment_racing_the_cancellation_either_ships_or_is_refused(any_stage):
+    stage = any_stage
+    # given an order whose deadline has just passed, and a merchant shipping it at that very moment
+    _, _, buyer, order = _order(stage)
+    carrier(stage)
+    later(stage, hours=49)
+    outcome, barrier = {}, threading.Barrier(2)
+
+    def shipper():
+        barrier.wait()
+        try:
+            service.ship(UnitOfWork(stage.db, stage.clock), Principal(0, Role.OPS), order["id"], carrier="sandbox",
+                         tracking_number="SB0000000009", units=None, warehouse_id=None)
+            outcome["shipped"] = True
+        except Conflict as exc:
+            outcome["shipped"] = exc.code
+
+    def canceller():
+        barrier.wait()
+        outcome["cancelled"] = sla.cancel_for_sla(UnitOfWork(stage.db, stage.clock), order["id"])
+    threads = [threading.Thread(target=shipper), threading.Thread(target=canceller)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # then exactly one of them won, and what the buyer sees agrees with it
+    status = shipping(stage, buyer, order["id"])
+    if outcome["cancelled"]:
+        assert outcome["shipped"] == "not_shippable" and status["status"] == "cancelled"
+        assert status["shipments"] == []
+    else:
+        assert outcome["shipped"] is True and status["status"] == "shipped"
+        assert _count(stage.db, Refund, Refund.order_id == order["id"]) == 0
 
 
 def test_a_worker_killed_mid_cancellation_leaves_nothing_and_the_next_one_finishes(any_stage, monkeypatch):

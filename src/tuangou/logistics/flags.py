@@ -81,6 +81,7 @@ _COLS = (Shipment.id, Shipment.order_id, Shipment.merchant_id, Shipment.carrier,
 _SKIP = (S.VOIDED, S.LABEL_PENDING, S.REROUTED)  # never counted, or waiting for a label: nothing to verify
 
 
+@retry_on_deadlock
 def _check_batch(uow: UnitOfWork, batch: int, counts: dict[str, int]) -> int:
     with uow:
         policy = current_policy(uow)
@@ -97,9 +98,10 @@ def _check_batch(uow: UnitOfWork, batch: int, counts: dict[str, int]) -> int:
             uow.session.execute(update(Shipment).where(Shipment.id.in_([r.id for r in unique[i:i + 500]]))
                                 .values(scan_checked=True))
         found = [f for f in (_first_scan_flag(r, places, policy) for r in unique if r.status not in _SKIP) if f]
-        counts["checked"] += len(unique)
-        counts["flagged"] += _raise_flags(uow, found)
+        flagged = _raise_flags(uow, found)
         uow.commit()
+        counts["checked"] += len(unique)  # counted once committed: a retried batch is not counted twice
+        counts["flagged"] += flagged
         return max(len(due), len(scanned))
 
 
