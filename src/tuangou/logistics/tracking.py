@@ -49,7 +49,8 @@ def ingest(uow: UnitOfWork, carrier_code: str, body: bytes, signature: str,
     """Store a carrier's events (one or thousands) and bring its shipments up to date.
 
     Refused as a whole, changing nothing: a bad signature (401 bad_signature), an unknown carrier
-    (404 unknown_carrier), an event in the future or malformed (422 invalid_events), a tracking number
+    (404 unknown_carrier), an event in the future or malformed, or one event id with two different contents
+    in the request (422 invalid_events), a tracking number
     no shipment of this carrier has (422 unknown_shipment). A duplicate is no error: it is counted
     and changes nothing, so a carrier may resend a whole batch.
     """
@@ -64,6 +65,7 @@ def ingest(uow: UnitOfWork, carrier_code: str, body: bytes, signature: str,
                                code="bad_signature")
         policy = current_policy(uow)
         problems = [p for p in (rules.event_problem(e, uow.now, policy) for e in events) if p]
+        problems += rules.conflicting_events(events)
         if problems:
             raise ValidationFailed(problems[0], code="invalid_events", problems=problems[:20])
         numbers = sorted({e.tracking_number for e in events})
