@@ -78,7 +78,8 @@ def test_shipping_in_time_stops_the_clock(any_stage):
     assert shipping(stage, buyer, order["id"])["status"] == "shipped"
 
 
-def test_cheap_order_gets_the_minimum_compensation_partly_as_a_coupon(stage):
+def test_cheap_order_gets_the_minimum_compensation_partly_as_a_coupon(any_stage):
+    stage = any_stage
     _, _, buyer, order = _order(stage, price=300)
     later(stage, hours=49)
     stage.tick("logistics")
@@ -194,7 +195,8 @@ def test_an_accepted_exception_pauses_the_clock_and_tells_the_buyer(any_stage):
     assert any("delayed" in t for t in titles)
 
 
-def test_a_rejected_exception_changes_nothing(stage):
+def test_a_rejected_exception_changes_nothing(any_stage):
+    stage = any_stage
     _, merchant, buyer, order = _order(stage)
     due = shipping(stage, buyer, order["id"])["ship_by"]
     r = stage.client.post("/api/v1/logistics-exceptions", headers=merchant, json={
@@ -232,7 +234,8 @@ def _snapshot(db, order_id):
                          {n: r._mapping[n] for n in extra})
 
 
-def test_the_shipping_clock_costs_a_voucher_order_nothing_and_a_goods_order_one_statement(stage):
+def test_the_shipping_clock_costs_a_voucher_order_nothing_and_a_goods_order_one_statement(any_stage):
+    stage = any_stage
     # given a paid goods order whose record is gone (as if paid before logistics took part) and a voucher order
     _, merchant = stage.merchant()
     buyer = stage.buyer()
