@@ -245,7 +245,8 @@ def bench_tracking(events: int = 20000, open_shipments: int = typer.Option(0, he
                                                        clients=clients, db=db, postgres_url=report.postgres_url(),
                                                        sqlite_synchronous=sqlite_synchronous), step)
     for key in ("events_per_s", "ingest_s", "stored", "duplicates", "errors", "open_shipments", "tick_s",
-                "flags_up_to_date_s"):
+                "flags_up_to_date_s", "deadline_tick_s", "deadline_flags", "server_cpu_ms_per_1000_events",
+                "db_cpu_ms_per_1000_events", "loadavg"):
         console.print(f"{key:>20}: {result[key]}")
     print(tracking.as_json(result), flush=True)
     raise typer.Exit(1 if result["errors"] or result["stored"] != events else 0)

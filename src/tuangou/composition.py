@@ -16,6 +16,8 @@ The order is the order participants run in while an order is placed or paid:
    does nothing. Left out when the settings turn risk checks off (the flash-sale benchmark's risk-off
    sale).
 6. governance.red_line — warns the merchant when a line was crossed, once the order stands.
+7. logistics.shipping_clock — paying a goods order starts its shipping clock (after campaigns.join, which may
+   refund a payment that came too late: such an order gets no clock).
 
 Deals (catalog): monitoring.line_pause_listings and merchants.standing check a publish in that order
 (merchants.standing also ranks the listings); capacity.on_publish applies audits and caps once published.
@@ -33,6 +35,7 @@ from tuangou.catalog.participants import registry as deals
 from tuangou.disputes.participant import CouponAtCheckout, CouponForOversale
 from tuangou.governance.participant import CircuitBreaker, RedLineWarning
 from tuangou.governance.participants import registry as oversales
+from tuangou.logistics.participant import ShippingClock
 from tuangou.merchants.participant import IntakeCap, StandingOnDeals
 from tuangou.monitoring.participant import LinePause, LinePauseOnPublish
 from tuangou.orders.participants import OrderParticipant, registry
@@ -41,7 +44,7 @@ from tuangou.risk.participant import RiskCheck
 
 def order_participants(redis_url: str | None = None, risk: bool = True) -> list[OrderParticipant]:
     checks: list[OrderParticipant] = [RiskCheck(redis_url)] if risk else []
-    return [LinePause(), IntakeCap(), CouponAtCheckout(), CampaignJoin(), *checks, RedLineWarning()]
+    return [LinePause(), IntakeCap(), CouponAtCheckout(), CampaignJoin(), *checks, RedLineWarning(), ShippingClock()]
 
 
 def deal_participants() -> list[DealParticipant]:

@@ -86,3 +86,7 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"status":"confirmed","paused":[' in out and '"status":"revoked"' in out
     assert '"status":"released","outcome":"false_positive"' in out
     assert '{"decided":1,"false_positives":1,"false_positive_rate":1.0}' in out or '"false_positives":1' in out
+    # and the merchant's performance rates, the SLA cancellation counted with the order behind it
+    assert all(f'"metric":"{m}"' in out for m in ("late_shipment_rate", "pre_fulfilment_cancel_rate",
+                                                  "valid_tracking_rate", "order_defect_rate"))
+    assert re.search(r'"metric":"pre_fulfilment_cancel_rate","rate_bps":[1-9]\d*,"ok":false,"order_ids":\[\d', out)

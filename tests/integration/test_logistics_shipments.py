@@ -79,6 +79,8 @@ def test_events_are_signed_deduplicated_and_converge_in_any_order(any_stage):
     assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_shipment")
     future = push(stage, c["secret"], [event("SB0000000007", "f", "scan", now + timedelta(hours=1))])
     assert future.json()["code"] == "invalid_events"
+    twice = push(stage, c["secret"], [events[0], {**events[0], "kind": "delivered"}])
+    assert (twice.status_code, twice.json()["code"]) == (422, "invalid_events")
     assert push(stage, c["secret"], events, code="ghost").json()["code"] == "unknown_carrier"
     assert shipping(stage, buyer, order["id"])["shipments"][0]["first_scan_at"] is None
     # the newest event first, alone; then the whole batch from a second source (an aggregator)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.integration.disputes_support import assert_ledger_consistent
 from tests.integration.logistics_support import carrier, event, goods_deal, later, push, ship, shipping
 from tuangou.core.db import UnitOfWork
+from tuangou.core.outbox import OutboxEvent
+from tuangou.logistics import flags
+from tuangou.logistics.models import Flag, Shipment
 from tuangou.merchants.models import Violation
 
 
@@ -147,7 +152,8 @@ def test_a_carrier_outage_reroutes_waiting_parcels_and_the_buyer_chooses(any_sta
     assert_ledger_consistent(stage.db)
 
 
-def test_performance_rates_show_the_orders_behind_each_number(stage):
+def test_performance_rates_show_the_orders_behind_each_number(any_stage):
+    stage = any_stage
     merchant_id, merchant = stage.merchant()
     deal = goods_deal(stage, merchant)
     buyer = stage.buyer()
@@ -179,3 +185,61 @@ def test_performance_rates_show_the_orders_behind_each_number(stage):
     assert {w["data"]["metric"] for w in warnings} == {"late_shipment_rate", "pre_fulfilment_cancel_rate",
                                                         "order_defect_rate", "valid_tracking_rate"}
     assert len(warnings) == 12  # three windows each
+
+
+def _unscanned_parcels(stage, n):
+    _, merchant = stage.merchant()
+    deal = goods_deal(stage, merchant)
+    buyer = stage.buyer()
+    carrier(stage)
+    for i in range(n):
+        assert ship(stage, merchant, stage.paid_order(buyer, deal)["id"], f"SB{i + 1:010d}").status_code == 201
+
+
+def _count(db, model, *where):
+    with UnitOfWork(db, readonly=True) as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_two_workers_checking_first_scans_flag_each_parcel_once(any_stage):
+    stage = any_stage
+    # given 12 parcels nobody scanned, a day later
+    _unscanned_parcels(stage, 12)
+    later(stage, hours=25)
+    results, barrier = [], threading.Barrier(2)
+
+    def worker():
+        barrier.wait()
+        results.append(flags.check_first_scans(UnitOfWork(stage.db, stage.clock), batch=5))
+    # when two workers check the first scans at the same time
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # then each parcel has one flag, told once, and every parcel is checked
+    assert len(results) == 2 and sum(r["flagged"] for r in results) == 12
+    assert _count(stage.db, Flag, Flag.kind == "no_first_scan") == 12
+    assert _count(stage.db, OutboxEvent, OutboxEvent.type == "ShipmentFlagged") == 12
+    assert _count(stage.db, Shipment, Shipment.scan_checked.is_(False)) == 0
+
+
+def test_a_worker_killed_mid_check_leaves_nothing_and_the_next_one_flags_all(any_stage, monkeypatch):
+    stage = any_stage
+    _unscanned_parcels(stage, 3)
+    later(stage, hours=25)
+    real = flags.notify.notify_ops
+
+    def die(*args, **kwargs):
+        raise SystemExit("worker killed")
+    # when the worker dies after writing the flags, before its commit
+    monkeypatch.setattr(flags.notify, "notify_ops", die)
+    with pytest.raises(SystemExit):
+        flags.check_first_scans(UnitOfWork(stage.db, stage.clock))
+    # then nothing was kept, and the next tick flags every parcel once
+    assert _count(stage.db, Flag) == 0 and _count(stage.db, Shipment, Shipment.scan_checked.is_(True)) == 0
+    monkeypatch.setattr(flags.notify, "notify_ops", real)
+    assert stage.tick("logistics")["logistics"]["scans"]["flagged"] == 3
+    assert _count(stage.db, Flag) == 3
+    inbox = stage.client.get("/api/v1/inbox", headers=stage.ops, params={"kind": "shipment_flagged"}).json()["items"]
+    assert [i["title"] for i in inbox] == ["3 suspected fake shipments to review"]

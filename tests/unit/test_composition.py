@@ -13,7 +13,7 @@ from tuangou.core.config import Settings
 from tuangou.orders.participants import NotComposed, Registry, registry
 
 EXPECTED = ["monitoring.line_pause", "merchants.intake", "disputes.coupon", "campaigns.join", "risk.check",
-            "governance.red_line"]
+            "governance.red_line", "logistics.shipping_clock"]
 
 
 @pytest.fixture

@@ -109,3 +109,13 @@ def test_performance_rates_name_their_orders():
     counts = rules.RateCounts(orders=3, due=3, late=2, cancelled=1, defects=1, checked=2, invalid=1)
     assert [m for m, _ in rules.off_target(counts, P)] == ["late_shipment_rate", "pre_fulfilment_cancel_rate",
                                                            "valid_tracking_rate", "order_defect_rate"]
+
+
+def test_one_event_id_with_two_contents_is_a_conflict_the_same_one_twice_is_not():
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    scan = rules.CarrierEvent("e1", "SB0000000001", rules.EventKind.SCAN, at)
+    assert rules.conflicting_events([scan, scan]) == []
+    assert len(rules.conflicting_events([scan, rules.CarrierEvent("e1", "SB0000000001", rules.EventKind.DELIVERED,
+                                                                  at)])) == 1
+    assert rules.conflicting_events([scan, rules.CarrierEvent("e1", "SB0000000002", rules.EventKind.DELIVERED,
+                                                              at)]) == []

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from tuangou.benchmarks import dataset
 from tuangou.benchmarks.flash_sale import Servers
@@ -119,6 +120,25 @@ def _push(port: int, bodies: list[bytes], out: list[dict[str, Any]], errors: lis
                 out.append(r.json())
 
 
+def _db_backend_cpu(db: Database) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving this bench's database (same machine: /proc), so the
+    cost per event can be compared whatever else the machine is doing. {} on SQLite."""
+    if db.engine.dialect.name != "postgresql":
+        return {}
+    with db.engine.connect() as conn:
+        # its own backend included: it may be the one the tick used (the pool hands it back)
+        pids = list(conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
 def run(opts: TrackingOptions, step: dataset.Step | None = None) -> dict[str, Any]:
     """`step(phase, done, total)` follows the data set, the pushes and the tick (a progress bar in the CLI)."""
     from tuangou.core.migrate import upgrade
@@ -145,6 +165,7 @@ def run(opts: TrackingOptions, step: dataset.Step | None = None) -> dict[str, An
         errors: list[str] = []
         shares = [bodies[i::opts.clients] for i in range(opts.clients)]
         threads = [threading.Thread(target=_push, args=(servers.ports[0], s, out, errors)) for s in shares]
+        cpu_before, db_before = servers.cpu_seconds(), _db_backend_cpu(db)
         t = time.perf_counter()
         for th in threads:
             th.start()
@@ -153,6 +174,9 @@ def run(opts: TrackingOptions, step: dataset.Step | None = None) -> dict[str, An
             next(th for th in threads if th.is_alive()).join(0.25)
         report("pushes", len(out) + len(errors), len(bodies))
         ingest_s = time.perf_counter() - t
+        server_cpu = servers.cpu_seconds() - cpu_before
+        db_cpu = sum(v - db_before.get(pid, 0.0) for pid, v in _db_backend_cpu(db).items())
+        loadavg_after = round(os.getloadavg()[0], 2)
         servers.stop()
         servers = None
         settings = Settings(database_url=url, sqlite_synchronous=opts.sqlite_synchronous)
@@ -164,6 +188,15 @@ def run(opts: TrackingOptions, step: dataset.Step | None = None) -> dict[str, An
         second = jobs.run_due(ctx)
         flags_s = time.perf_counter() - t
         report("ticks", 2, 2)
+        # a day later every open parcel still without a scan has passed its first-scan time: the tick that
+        # flags them all at once (the worst case of the governance tick over the open parcels)
+        ctx.clock.advance(timedelta(hours=24))  # type: ignore[attr-defined]
+        cpu0, db0, load_before_deadline = time.process_time(), _db_backend_cpu(db), round(os.getloadavg()[0], 2)
+        t = time.perf_counter()
+        late = jobs.run_due(ctx)
+        deadline_tick_s = time.perf_counter() - t
+        deadline_cpu_s = time.process_time() - cpu0
+        deadline_db_cpu_s = sum(v - db0.get(pid, 0.0) for pid, v in _db_backend_cpu(db).items())
         db.dispose()
         stored = sum(o["stored"] for o in out)
         return {"events": opts.events, "events_per_s": round(opts.events / ingest_s, 1) if ingest_s else 0.0,
@@ -172,8 +205,13 @@ def run(opts: TrackingOptions, step: dataset.Step | None = None) -> dict[str, An
                 "first_error": errors[0] if errors else None, "parcels_with_events": parcels,
                 "open_shipments": parcels + opts.open_shipments, "tick_s": round(tick_s, 3),
                 "flags_up_to_date_s": round(flags_s, 3), "scans_checked": first["scans"]["checked"],
-                "idle_tick": second["scans"]["checked"] == 0, "db": opts.db, "generate_s": round(generate_s, 2),
-                "loadavg": loadavg, "cpus": os.cpu_count()}
+                "idle_tick": second["scans"]["checked"] == 0, "deadline_tick_s": round(deadline_tick_s, 3),
+                "deadline_flags": late["scans"]["flagged"], "deadline_tick_cpu_s": round(deadline_cpu_s, 2),
+                "deadline_tick_db_cpu_s": round(deadline_db_cpu_s, 2) if opts.db == "postgresql" else None,
+                "deadline_tick_loadavg": load_before_deadline, "db": opts.db, "generate_s": round(generate_s, 2),
+                "server_cpu_ms_per_1000_events": round(server_cpu * 1e6 / opts.events, 1),
+                "db_cpu_ms_per_1000_events": round(db_cpu * 1e6 / opts.events, 1) if opts.db == "postgresql"
+                else None, "loadavg": loadavg, "loadavg_after": loadavg_after, "cpus": os.cpu_count()}
     finally:
         if servers is not None:
             servers.stop()

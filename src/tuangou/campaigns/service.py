@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ColumnElement, case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tuangou.accounts import service as accounts
@@ -23,7 +23,7 @@ from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core import policy as core_policy
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
@@ -301,6 +301,12 @@ def delivery_due(uow: UnitOfWork, deal_id: int) -> datetime | None:
     """Inside an open unit of work: when the group-buy on this deal promised delivery (None: no group-buy).
     Logistics gives a group-buy's lines until then to ship."""
     return uow.session.scalar(select(Campaign.delivery_at).where(Campaign.deal_id == deal_id))
+
+
+def delivery_at_column(deal_id: Any) -> ColumnElement[Any]:
+    """`delivery_due` as a correlated column for another capability's snapshot query (no statement)."""
+    c = table(Campaign).c
+    return select(c.delivery_at).where(c.deal_id == deal_id).limit(1).scalar_subquery()
 
 
 def campaign_row(uow: UnitOfWork, campaign_id: int) -> Campaign:

@@ -1,4 +1,4 @@
-"""Scheduled logistics work: start shipping clocks, warn, cancel overdue orders, check first scans,
+"""Scheduled logistics work: warn, cancel overdue orders, check first scans,
 handle broken cold chains, warn about performance. Every step is idempotent and safe to rerun."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from typing import Any
 
 from tuangou.core.db import UnitOfWork
 from tuangou.core.jobs import JobContext
-from tuangou.logistics import coldchain, flags, performance, service, sla
+from tuangou.logistics import coldchain, flags, performance, sla
 
 
 def run_due(ctx: JobContext) -> dict[str, Any]:
     def uow() -> UnitOfWork:
         return UnitOfWork(ctx.db, ctx.clock)
-    return {"tracked": service.discover_paid(uow()), "warned": sla.warn_due(uow()),
+    return {"warned": sla.warn_due(uow()),
             "cancelled": sla.cancel_overdue(uow()), "scans": flags.check_first_scans(uow()),
             "cold_chain": coldchain.handle_excursions(uow()), "performance_warnings": performance.warn_daily(uow())}

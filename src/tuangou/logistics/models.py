@@ -149,6 +149,8 @@ class Shipment(Base):
 
     __table_args__ = (Index("ix_logistics_shipments_tracking", "carrier", "tracking_number"),
                       Index("ix_logistics_shipments_scan", "scan_checked", "scan_due_at"),
+                      # scanned but not yet checked: the first-scan check reads only those (0840)
+                      Index("ix_logistics_shipments_scanned", "scan_checked", "first_scan_at"),
                       Index("ix_logistics_shipments_status", "status", "carrier"),
                       CheckConstraint("units > 0", name="units_positive"))
 
@@ -220,7 +222,8 @@ class LogisticsException(Base):
 
 
 class Watermark(Base):
-    """How far a scan has read (paid orders discovered, the day's performance warnings)."""
+    """A named mark (the day's performance warnings were sent; a row once written by the retired
+    paid-order scan is left alone)."""
 
     __tablename__ = "logistics_watermarks"
 

@@ -56,7 +56,8 @@ def track_order(uow: UnitOfWork, order: dict[str, Any], deal: dict[str, Any], po
 
 
 def ensure_tracked(uow: UnitOfWork, order_id: int, policy: rules.LogisticsPolicy) -> ShippingOrder:
-    """The order's shipping record, started now if the scan has not reached it yet.
+    """The order's shipping record, started now when paying did not (an order paid
+    before logistics took part in paying).
     Conflict when the order is not a paid goods order."""
     record = uow.session.get(ShippingOrder, order_id)
     if record is None:

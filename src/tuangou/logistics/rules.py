@@ -241,6 +241,19 @@ def event_problem(e: CarrierEvent, now: datetime, policy: LogisticsPolicy) -> st
     return None
 
 
+def conflicting_events(events: list[CarrierEvent]) -> list[str]:
+    """One (tracking number, event id) sent twice in a request with different contents: the sender is
+    confused about what happened, so the request is refused rather than one version kept at random.
+    The same event twice is a plain duplicate, counted and ignored."""
+    seen: dict[tuple[str, str], CarrierEvent] = {}
+    problems = []
+    for e in events:
+        first = seen.setdefault((e.tracking_number, e.event_id), e)
+        if first != e:
+            problems.append(f"event {e.event_id} of {e.tracking_number} is sent twice with different contents")
+    return problems
+
+
 @dataclass(frozen=True)
 class ShipmentDelta:
     """What one batch of new events says about one shipment; folded with min/max so that batches

@@ -7,7 +7,6 @@ The SLA, exceptions, cold chain, carrier events and performance live in their ow
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -26,15 +25,12 @@ from tuangou.logistics.models import (
     TemperatureRange,
     Warehouse,
     WarehouseStock,
-    Watermark,
 )
 from tuangou.logistics.policy import current_policy, get_policy, update_policy
 from tuangou.notify import service as notify
 from tuangou.orders import service as orders
-from tuangou.orders import shipping_reads
 
 S = rules.ShipmentStatus
-DISCOVERY_OVERLAP = timedelta(minutes=5)  # a payment committed late still has an older paid_at
 
 
 # ---- carriers ------------------------------------------------------------------------------------
@@ -248,7 +244,8 @@ def attach_label(uow: UnitOfWork, actor: Principal, shipment_id: int, tracking_n
 
 def order_shipping(uow: UnitOfWork, actor: Principal, order_id: int) -> dict[str, Any]:
     """What the buyer (and merchant, ops) see: shipping status with timestamps and the parcels' events.
-    Before the scan has picked a fresh order up, its clock is shown as it will be recorded."""
+    An order paid before logistics took part in paying has no record yet: its clock is shown as it
+    will be recorded when it ships."""
     with uow:
         facts = orders.order_facts(uow, order_id)
         if not records.may_see(actor, facts["merchant_id"], facts["buyer_id"]):
@@ -293,49 +290,6 @@ def list_shipments(uow: UnitOfWork, actor: Principal, *, status: str | None = No
         return [records.shipment_view(uow, s) for s in uow.session.scalars(q)]
 
 
-# ---- the shipping clock starts: wired from the order path, or found by the scan ------------------------
-
-def on_order_paid(uow: UnitOfWork, order_id: int) -> bool:
-    """Inside the paying unit of work: start a goods order's shipping clock (no-op for vouchers).
-    For the lead to call from the order path's participant registry; until then `discover_paid` finds them."""
-    facts = orders.order_facts(uow, order_id)
-    deal = records.is_goods(uow, facts["deal_id"])
-    if deal is None or facts["paid_at"] is None:
-        return False
-    return records.track_order(uow, facts, deal, current_policy(uow))
-
-
-def discover_paid(uow: UnitOfWork, batch: int = 200_000) -> int:
-    """Start the clock of paid goods orders the scan has not seen; idempotent (insert-if-absent)."""
-    with uow:
-        policy = current_policy(uow)
-        mark = uow.session.get(Watermark, "paid_orders")
-        since = (mark.at - DISCOVERY_OVERLAP) if mark is not None else uow.now - timedelta(days=60)
-        rows = shipping_reads.paid_orders_since(uow, since, batch)
-        known: set[int] = set()
-        ids = [r[0] for r in rows]
-        for i in range(0, len(ids), 500):
-            known.update(uow.session.scalars(select(ShippingOrder.order_id).where(
-                ShippingOrder.order_id.in_(ids[i:i + 500]))))
-        deals: dict[int, dict[str, Any]] = {}
-        started = 0
-        for order_id, deal_id, _ in rows:
-            if order_id in known:
-                continue
-            deal = records.is_goods(uow, deal_id, deals)
-            if deal is not None:
-                started += records.track_order(uow, orders.order_facts(uow, order_id), deal, policy)
-        if rows:
-            newest = rows[-1][2]
-            if mark is None:
-                insert_ignore(uow.session, Watermark.__table__, {"name": "paid_orders", "at": newest}, ["name"])
-            elif newest > mark.at:
-                uow.session.execute(update(Watermark).where(Watermark.name == "paid_orders", Watermark.at < newest)
-                                    .values(at=newest))
-        uow.commit()
-        return started
-
-
-__all__ = ["add_carrier", "add_warehouse", "attach_label", "discover_paid", "get_policy", "get_shipment",
-           "list_carriers", "list_shipments", "on_order_paid", "order_shipping", "set_carrier_down", "set_plan",
+__all__ = ["add_carrier", "add_warehouse", "attach_label", "get_policy", "get_shipment",
+           "list_carriers", "list_shipments", "order_shipping", "set_carrier_down", "set_plan",
            "set_stock", "set_temperature_range", "ship", "update_policy"]

@@ -3,8 +3,9 @@ folded into the shipments with min/max so that any order of arrival, from any nu
 writers, ends in the same state (docs/adr/0012).
 
 One request is one transaction of a few set-based statements: an INSERT … ON CONFLICT DO NOTHING for
-the events (executemany), one UPDATE per touched shipment in one executemany, one status UPDATE and
-one UPDATE for orders whose every parcel is signed for.
+the events, one UPDATE folding them into the touched shipments and (PostgreSQL) deriving their state, so
+each parcel row is written once (SQLite: a second UPDATE sets the state), and, when parcels were signed for, one grouped read and one executemany for their orders
+(measured: cheaper on PostgreSQL than one UPDATE with correlated EXISTS, which hashed every parcel).
 """
 
 from __future__ import annotations
@@ -14,7 +15,18 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tuangou.core.db import UnitOfWork, UTCDateTime, retry_on_deadlock
@@ -36,7 +48,8 @@ def ingest(uow: UnitOfWork, carrier_code: str, body: bytes, signature: str,
     """Store a carrier's events (one or thousands) and bring its shipments up to date.
 
     Refused as a whole, changing nothing: a bad signature (401 bad_signature), an unknown carrier
-    (404 unknown_carrier), an event in the future or malformed (422 invalid_events), a tracking number
+    (404 unknown_carrier), an event in the future or malformed, or one event id with two different contents
+    in the request (422 invalid_events), a tracking number
     no shipment of this carrier has (422 unknown_shipment). A duplicate is no error: it is counted
     and changes nothing, so a carrier may resend a whole batch.
     """
@@ -51,6 +64,7 @@ def ingest(uow: UnitOfWork, carrier_code: str, body: bytes, signature: str,
                                code="bad_signature")
         policy = current_policy(uow)
         problems = [p for p in (rules.event_problem(e, uow.now, policy) for e in events) if p]
+        problems += rules.conflicting_events(events)
         if problems:
             raise ValidationFailed(problems[0], code="invalid_events", problems=problems[:20])
         numbers = sorted({e.tracking_number for e in events})
@@ -113,18 +127,29 @@ FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(carrier text, tracking_number
      occurred_at timestamptz, received_at timestamptz, lat float8, lon float8, temperature_c float8, location text,
      detail text)
 ON CONFLICT (carrier, tracking_number, event_id) DO NOTHING RETURNING tracking_number, event_id""")
-PG_FOLD = text("""
+_NEW_FS = "LEAST(t.first_scan_at, v.b_fs)"
+_NEW_DLV = "LEAST(t.delivered_at, v.b_dlv)"
+_NEW_EXC = "LEAST(t.excursion_at, v.b_exc)"
+_DRIVEN = ", ".join(f"'{s.value}'" for s in DRIVEN)
+# One UPDATE folds the batch and derives the tracking state from the folded times (SET sees the old row,
+# so the state repeats the new values' expressions): every parcel row is written once per request.
+PG_FOLD = text(f"""
 UPDATE logistics_shipments AS t SET
-  first_scan_at = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
-                       THEN v.b_fs ELSE t.first_scan_at END,
+  first_scan_at = {_NEW_FS},
   first_scan_lat = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
                         THEN v.b_lat ELSE t.first_scan_lat END,
   first_scan_lon = CASE WHEN v.b_fs IS NOT NULL AND (t.first_scan_at IS NULL OR t.first_scan_at > v.b_fs)
                         THEN v.b_lon ELSE t.first_scan_lon END,
   last_event_at = GREATEST(t.last_event_at, v.b_last),
-  delivered_at = LEAST(t.delivered_at, v.b_dlv),
-  excursion_at = LEAST(t.excursion_at, v.b_exc),
-  exception_at = GREATEST(t.exception_at, v.b_ex)
+  delivered_at = {_NEW_DLV},
+  excursion_at = {_NEW_EXC},
+  exception_at = GREATEST(t.exception_at, v.b_ex),
+  status = CASE WHEN t.status NOT IN ({_DRIVEN}) THEN t.status
+                WHEN {_NEW_EXC} IS NOT NULL AND ({_NEW_DLV} IS NULL OR {_NEW_EXC} <= {_NEW_DLV})
+                THEN '{S.EXCURSION.value}'
+                WHEN {_NEW_DLV} IS NOT NULL THEN '{S.DELIVERED.value}'
+                WHEN {_NEW_FS} IS NOT NULL THEN '{S.IN_TRANSIT.value}'
+                ELSE '{S.AWAITING_SCAN.value}' END
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(b_id integer, b_fs timestamptz, b_lat float8, b_lon float8,
      b_last timestamptz, b_dlv timestamptz, b_exc timestamptz, b_ex timestamptz)
 WHERE t.id = v.b_id""")  # GREATEST/LEAST ignore NULLs in PostgreSQL
@@ -165,6 +190,8 @@ def _fold(uow: UnitOfWork, fresh: list[rules.CarrierEvent],
     if uow.session.get_bind().dialect.name == "postgresql":
         uow.session.execute(PG_FOLD, {"rows": _json(params)})
     else:
+        # SQLite: the fold, then the state in a second UPDATE (measured: repeating the folded values'
+        # expressions in one statement binds each datetime four times and cost 20 % more CPU per event)
         when = UTCDateTime()
         fs = bindparam("b_fs", type_=when)
         first_is_new = and_(fs.is_not(None), or_(t.c.first_scan_at.is_(None), t.c.first_scan_at > fs))
@@ -177,16 +204,17 @@ def _fold(uow: UnitOfWork, fresh: list[rules.CarrierEvent],
             excursion_at=_earlier(t.c.excursion_at, bindparam("b_exc", type_=when)),
             exception_at=_later(t.c.exception_at, bindparam("b_ex", type_=when)))
         uow.session.connection().execute(stmt, params)
-    ids = sorted({p["b_id"] for p in params})
-    status = case((and_(t.c.excursion_at.is_not(None), or_(t.c.delivered_at.is_(None),
-                                                             t.c.excursion_at <= t.c.delivered_at)), S.EXCURSION.value),
-                  (t.c.delivered_at.is_not(None), S.DELIVERED.value),
-                  (t.c.first_scan_at.is_not(None), S.IN_TRANSIT.value), else_=S.AWAITING_SCAN.value)
-    for i in range(0, len(ids), CHUNK):
-        uow.session.execute(update(t).where(t.c.id.in_(ids[i:i + CHUNK]), t.c.status.in_(DRIVEN))
-                            .values(status=status))
+        ids = sorted({p["b_id"] for p in params})
+        status = case((and_(t.c.excursion_at.is_not(None), or_(t.c.delivered_at.is_(None),
+                                                                 t.c.excursion_at <= t.c.delivered_at)),
+                       S.EXCURSION.value),
+                      (t.c.delivered_at.is_not(None), S.DELIVERED.value),
+                      (t.c.first_scan_at.is_not(None), S.IN_TRANSIT.value), else_=S.AWAITING_SCAN.value)
+        for i in range(0, len(ids), CHUNK):
+            uow.session.execute(update(t).where(t.c.id.in_(ids[i:i + CHUNK]), t.c.status.in_(DRIVEN))
+                                .values(status=status))
     _deliver_orders(uow, sorted(orders))
-    return set(ids)
+    return {p["b_id"] for p in params}
 
 
 def _deliver_orders(uow: UnitOfWork, order_ids: list[int]) -> None:

@@ -44,6 +44,10 @@ class OrderParticipant:
     """Base with nothing to do: a participant overrides what it takes part in."""
 
     name = "participant"
+    # Whether on_paid may move the order on (refund it, change its status): then the pay answer is read
+    # back after commit instead of built from the snapshot. A participant that only records (a clock, a
+    # count) says False and spares every payment it takes part in that read.
+    moves_order_when_paid = True
 
     def snapshot_columns(self, deals: Any) -> dict[str, ColumnElement[Any]]:
         return {}

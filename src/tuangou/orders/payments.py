@@ -195,7 +195,7 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
         p.on_paid(tx, snap)
     # a participant may have moved the order on (a group-buy that closed refunds a late payment):
     # then the answer is read back rather than built from the snapshot
-    return Captured(codes, answer_from_snapshot=not wanted)
+    return Captured(codes, answer_from_snapshot=not any(p.moves_order_when_paid for p in wanted))
 
 
 # ---- reconciliation: answers that never came -------------------------------------------------------
