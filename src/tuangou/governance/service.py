@@ -169,7 +169,8 @@ def _compensate(uow: InTransaction, incident: OversaleIncident, facts: dict[str,
     if coupon > 0:
         for p in participants.registry.items:  # the coupon itself lives with disputes
             p.compensate(uow, buyer_id=order["buyer_id"], amount_cents=coupon, reason=f"over-sold {facts['title']}",
-                         ref=f"incident:{incident.id}:order:{order['id']}", valid_days=pol.coupon_valid_days)
+                         ref=f"incident:{incident.id}:order:{order['id']}", valid_days=pol.coupon_valid_days,
+                         liable_merchant_id=facts["merchant_id"])
     uow.session.add(IncidentOrder(incident_id=incident.id, order_id=order["id"], buyer_id=order["buyer_id"],
                                   outcome="postponed" if new_day else "refunded", new_date=new_day,
                                   refund_cents=refund, coupon_cents=coupon))
