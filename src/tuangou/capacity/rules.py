@@ -233,6 +233,14 @@ def disruption_hits(dis: Disruption, day: date, tz: str, now: datetime | None = 
     return dis.starts_at < end and (dis.ends_at is None or dis.ends_at > start)
 
 
+def next_refresh(now: datetime, tz: str, disruptions: list[Disruption]) -> datetime:
+    """When time alone next changes a deal's caps: the store's next midnight (a new day enters the
+    horizon) or, before it, the end of a running disruption (today's cap comes back)."""
+    zone = ZoneInfo(tz)
+    midnight = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return min([midnight, *(d.ends_at for d in disruptions if d.ends_at is not None and now < d.ends_at < midnight)])
+
+
 def day_factor(day: date, weekday_factors: dict[int, float], holidays: dict[date, float],
                max_factor: float) -> float:
     """Holidays win over weekdays; no factor means 1; never above the policy's maximum."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from tuangou.capacity import rules
+from tuangou.capacity import refresh, rules
 from tuangou.capacity.daily import (
     POLICY,
     approved_cap,
@@ -26,11 +26,13 @@ from tuangou.capacity.daily import (
     day_target,
     deal_day_caps,
     declaration_of,
+    due_for_refresh,
     governed_deal_ids,
     policy,
     recompute_deal,
     recompute_deal_upcoming,
     recompute_store,
+    refresh_all_soon,
     safe_sales_for_store,
     set_offer,
 )
@@ -72,6 +74,7 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
             raise ValidationFailed("; ".join(problems))
         value = asdict(new)
         policies.store(uow, actor, POLICY, value, reason, changes)
+        refresh_all_soon(uow)  # factors, switches and the horizon feed every deal's caps
         uow.commit()
         return value
 
@@ -364,15 +367,20 @@ def list_disruptions(uow: UnitOfWork, actor: Principal, store_id: int) -> list[d
 
 # ---- dynamic caps and calculators ----------------------------------------------------------------
 
+REFRESH_BATCH = 200  # deals per transaction: short transactions, few round trips
+
+
 @retry_on_deadlock
 def refresh_daily_caps(uow: UnitOfWork) -> int:
-    """Recompute the coming days' caps of every live deal, one deal per transaction."""
+    """Recompute the caps of the live deals that time may have moved since their last recompute (their
+    store's midnight passed, or a disruption ended); input changes recompute at once in their own
+    transactions. Returns how many buckets tripped the circuit breaker."""
     with uow:
-        ids = governed_deal_ids(uow)
+        due = due_for_refresh(uow, governed_deal_ids(uow))
     tripped = 0
-    for deal_id in ids:
+    for i in range(0, len(due), REFRESH_BATCH):
         with uow:
-            tripped += len(recompute_deal_upcoming(uow, deal_id))
+            tripped += refresh.recompute_many(uow, due[i:i + REFRESH_BATCH], "daily capacity update", policy(uow))
             uow.commit()
     return tripped
 

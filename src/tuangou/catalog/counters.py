@@ -214,6 +214,18 @@ def buckets_of(uow: InTransaction, deal_id: int) -> list[rules.BucketState]:
         .execution_options(populate_existing=True))]
 
 
+def buckets_from(uow: InTransaction, deal_ids: list[int], first_key: str) -> dict[int, list[rules.BucketState]]:
+    """Inside an open unit of work: the buckets of several deals whose key sorts at or after `first_key`
+    (an ISO date: that day on, plus 'stock'/'total'), by deal."""
+    out: dict[int, list[rules.BucketState]] = {d: [] for d in deal_ids}
+    for b in uow.session.scalars(select(CapacityBucket).where(CapacityBucket.deal_id.in_(deal_ids),
+                                                              CapacityBucket.key >= first_key)
+                                 .order_by(CapacityBucket.deal_id, CapacityBucket.key)
+                                 .execution_options(populate_existing=True)):
+        out[b.deal_id].append(rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open))
+    return out
+
+
 def take_sold(uow: InTransaction, deal_id: int, key: str, qty: int, default_cap: int) -> bool:
     """Inside an open unit of work: add `qty` sold units to a bucket if they fit under its cap.
 

@@ -6,16 +6,18 @@ The hot path's atomic counters (`reserve`, `release_reserved`, `confirm_sold`,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 
 from tuangou.accounts import service as accounts
 from tuangou.catalog import participants, rules
 from tuangou.catalog.counters import (
+    buckets_from,
     buckets_of,
     confirm_held,
     confirm_sold,
@@ -32,7 +34,7 @@ from tuangou.catalog.counters import (
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, upsertable_insert
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 
@@ -458,7 +460,43 @@ def apply_cap(uow: InTransaction, deal_id: int, key: str, cap: int, *, allow_bel
             "over": max(0, bucket.sold + bucket.reserved - bucket.cap)}
 
 
+def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[dict[str, Any]]:
+    """Inside an open unit of work: `apply_cap(..., allow_below_sold=True)` for several date buckets of one
+    deal in a few statements (missing buckets made, caps set, counters read back once)."""
+    deal = uow.session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} not found")
+    if not caps:
+        return []
+    for key in caps:
+        date.fromisoformat(key.split("@", 1)[0])  # only date buckets come here (capacity's plans)
+    stmt = upsertable_insert(uow.session.get_bind().dialect.name, CapacityBucket.__table__).values([
+        {"deal_id": deal_id, "key": k, "cap": c, "sold": 0, "reserved": 0,
+         "open": deal.status == rules.DealStatus.PUBLISHED} for k, c in caps.items()])
+    uow.session.execute(stmt.on_conflict_do_nothing(index_elements=["deal_id", "key"]))
+    t = table(CapacityBucket)
+    uow.session.execute(update(t).where(t.c.deal_id == bindparam("d"), t.c.key == bindparam("k"))
+                        .values(cap=bindparam("c")), [{"d": deal_id, "k": k, "c": c} for k, c in caps.items()])
+    rows = {b.key: b for b in uow.session.scalars(select(CapacityBucket).where(
+        CapacityBucket.deal_id == deal_id, CapacityBucket.key.in_(list(caps))).execution_options(populate_existing=True))}
+    out = []
+    for key, cap in caps.items():
+        b = rows[key]
+        record_event(uow.session, "CapacityChanged", {"deal_id": deal_id, "key": key, "cap": cap}, uow.now,
+                     merchant_id=deal.merchant_id)
+        out.append({"key": key, "cap": b.cap, "sold": b.sold, "reserved": b.reserved,
+                    "over": max(0, b.sold + b.reserved - b.cap)})
+    return out
+
+
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------
+
+def _facts(d: Deal, tz: str) -> dict[str, Any]:
+    return {"id": d.id, "store_id": d.store_id, "merchant_id": d.merchant_id, "title": d.title, "kind": d.kind,
+            "category": d.category, "price_cents": d.price_cents, "daily_cap": d.daily_cap,
+            "slots": {k: int(v) for k, v in (d.slots or {}).items()}, "large_promotion": d.large_promotion,
+            "status": d.status, "valid_from": d.valid_from, "valid_until": d.valid_until, "timezone": tz}
+
 
 def deal_facts(uow: InTransaction, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
     """Inside an open unit of work: plain facts of a deal and its store (`lock`: hold the deal row
@@ -469,19 +507,28 @@ def deal_facts(uow: InTransaction, deal_id: int, *, lock: bool = False) -> dict[
     row = uow.session.execute(q.execution_options(populate_existing=True)).first()
     if row is None:
         raise NotFound(f"deal {deal_id} not found")
-    d, tz = row
-    return {"id": d.id, "store_id": d.store_id, "merchant_id": d.merchant_id, "title": d.title, "kind": d.kind,
-            "category": d.category, "price_cents": d.price_cents, "daily_cap": d.daily_cap,
-            "slots": {k: int(v) for k, v in (d.slots or {}).items()}, "large_promotion": d.large_promotion,
-            "status": d.status, "valid_from": d.valid_from, "valid_until": d.valid_until, "timezone": tz}
+    return _facts(*row)
+
+
+def deal_facts_many(uow: InTransaction, deal_ids: list[int], *, lock: bool = False) -> list[dict[str, Any]]:
+    """Inside an open unit of work: `deal_facts` of several deals in one query, in id order (locks taken
+    in that fixed order)."""
+    q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).where(
+        Deal.id.in_(deal_ids)).order_by(Deal.id)
+    if lock:
+        q = q.with_for_update(of=Deal)
+    return [_facts(d, tz) for d, tz in uow.session.execute(q.execution_options(populate_existing=True))]
 
 
 def deal_ids(uow: UnitOfWork, *, store_id: int | None = None, merchant_id: int | None = None,
-             statuses: tuple[str, ...] = ()) -> list[int]:
-    """Inside an open unit of work: ids of deals, optionally of one store or merchant, in some statuses."""
+             statuses: tuple[str, ...] = (), store_ids: Collection[int] | None = None) -> list[int]:
+    """Inside an open unit of work: ids of deals, optionally of one store (or of `store_ids`) or merchant,
+    in some statuses."""
     q = select(Deal.id).order_by(Deal.id)
     if store_id is not None:
         q = q.where(Deal.store_id == store_id)
+    if store_ids is not None:
+        q = q.where(Deal.store_id.in_(sorted(store_ids)))
     if merchant_id is not None:
         q = q.where(Deal.merchant_id == merchant_id)
     if statuses:
@@ -513,7 +560,7 @@ def store_category(uow: UnitOfWork, store_id: int) -> str:
     return store.category
 
 
-__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "buckets_of", "confirm_held",
+__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "apply_caps", "buckets_from", "deal_facts_many", "bucket_key", "buckets_of", "confirm_held",
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
            "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",
