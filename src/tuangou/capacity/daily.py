@@ -127,6 +127,11 @@ def _plan(inputs: Inputs, day: date) -> dict[str, Any]:
             "cap": rules.sellable_cap(offer, capacity)}
 
 
+def plan_day(inputs: Inputs, day: date) -> dict[str, Any]:
+    """How a deal's cap for `day` is made, from inputs already read."""
+    return _plan(inputs, day)
+
+
 def _governed(facts: dict[str, Any]) -> bool:
     return facts["kind"] == catalog_rules.DealKind.VOUCHER and not facts["slots"]
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 
 from tuangou.capacity import rules
-from tuangou.capacity.daily import Inputs, assemble, declaration_of, recompute_loaded
+from tuangou.capacity.daily import Inputs, assemble, declaration_of, plan_day, policy, recompute_loaded
 from tuangou.capacity.models import (
     CapacityAudit,
     CapacityDeclaration,
@@ -71,3 +71,11 @@ def recompute_many(uow: InTransaction, deal_ids: list[int], cause: str, pol: rul
     first: date = min(uow.now.astimezone(ZoneInfo(f["timezone"])).date() for f in facts)
     buckets = catalog.buckets_from(uow, [f["id"] for f in facts], first.isoformat())
     return sum(len(recompute_loaded(uow, f, inputs[f["id"]], buckets[f["id"]], cause, pol)) for f in facts)
+
+
+def day_plans(uow: InTransaction, facts: list[dict[str, Any]], days: dict[int, date]) -> dict[int, dict[str, Any]]:
+    """Inside an open unit of work: `day_plan` of many voucher deals, each for its own day, read in bulk."""
+    if not facts:
+        return {}
+    inputs = inputs_many(uow, facts, policy(uow))
+    return {f["id"]: plan_day(inputs[f["id"]], days[f["id"]]) for f in facts}

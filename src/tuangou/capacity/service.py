@@ -44,7 +44,7 @@ from tuangou.capacity.models import (
 )
 from tuangou.capacity.rules import AuditStatus, DisruptionKind
 
-__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_target", "deal_day_caps", "policy", "recompute_deal",
+__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_plans", "day_target", "deal_day_caps", "policy", "recompute_deal",
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
@@ -54,6 +54,8 @@ from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_d
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
+
+day_plans = refresh.day_plans
 
 # ---- policy ---------------------------------------------------------------------------------------
 
