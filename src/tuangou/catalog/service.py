@@ -241,12 +241,13 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         if deal.valid_until <= uow.now:
             raise Conflict("the deal's validity has ended", code="deal_expired")
         tz = _tz(uow, deal)
-        if deal.kind == rules.DealKind.VOUCHER:
-            for day in _service_dates(deal, tz, uow.now, PUBLISH_HORIZON_DAYS):
-                for key, cap in _bucket_caps(deal, day).items():
-                    insert_ignore(uow.session, CapacityBucket.__table__, {
-                        "deal_id": deal.id, "key": key, "cap": cap, "sold": 0, "reserved": 0, "open": True},
-                        ["deal_id", "key"])
+        rows = [{"deal_id": deal.id, "key": key, "cap": cap, "sold": 0, "reserved": 0, "open": True}
+                for day in (_service_dates(deal, tz, uow.now, PUBLISH_HORIZON_DAYS)
+                            if deal.kind == rules.DealKind.VOUCHER else [])
+                for key, cap in _bucket_caps(deal, day).items()]
+        if rows:  # one statement for the whole horizon
+            uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, CapacityBucket.__table__)
+                                .values(rows).on_conflict_do_nothing(index_elements=["deal_id", "key"]))
         uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal.id).values(open=True))
         deal.status = rules.DealStatus.PUBLISHED
         deal.published_at = uow.now
