@@ -167,9 +167,11 @@ def recompute_deal(uow: InTransaction, deal_id: int, cause: str, days: list[date
 
 
 def recompute_loaded(uow: InTransaction, facts: dict[str, Any], inputs: Inputs, buckets_list: list[Any],
-                     cause: str, pol: rules.GovernancePolicy, days: list[date] | None = None) -> list[str]:
+                     cause: str, pol: rules.GovernancePolicy, days: list[date] | None = None,
+                     dues: dict[int, datetime] | None = None) -> list[str]:
     """`recompute_deal` on inputs and buckets already read (and the deal locked). Without `days` (every
-    existing bucket and the horizon), it also records when time alone next changes the caps."""
+    existing bucket and the horizon), it also records when time alone next changes the caps (into `dues`,
+    for the caller to write at once, when given)."""
     today = _today(uow, facts)
     last = facts["valid_until"].astimezone(ZoneInfo(facts["timezone"])).date()
     buckets = {b.key: b for b in buckets_list}
@@ -191,16 +193,25 @@ def recompute_loaded(uow: InTransaction, facts: dict[str, Any], inputs: Inputs, 
     tripped = [m["key"] for m in catalog.apply_caps(uow, facts["id"], changes)
                if m["sold"] > m["cap"] or m["over"] > 0]
     if full:
-        due = rules.next_refresh(uow.now, facts["timezone"], inputs.disruptions)
-        values = {"deal_id": facts["id"], "due_at": due}
-        uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, CapacityRefresh.__table__)
-                            .values(**values).on_conflict_do_update(index_elements=["deal_id"],
-                                                                    set_={"due_at": due}))
+        due = {facts["id"]: rules.next_refresh(uow.now, facts["timezone"], inputs.disruptions)}
+        if dues is None:
+            record_dues(uow, due)
+        else:
+            dues.update(due)
     if tripped and pol.circuit_breaker:
         for key in tripped:  # the circuit breaker (governance) takes part here
             for p in participants.registry.items:
                 p.on_cap_below_sold(uow, facts["id"], key, cause)
     return tripped
+
+
+def record_dues(uow: InTransaction, dues: dict[int, datetime]) -> None:
+    """Inside an open unit of work: when each deal next needs the refresh job."""
+    if not dues:
+        return
+    stmt = upsertable_insert(uow.session.get_bind().dialect.name, CapacityRefresh.__table__).values(
+        [{"deal_id": d, "due_at": at} for d, at in sorted(dues.items())])
+    uow.session.execute(stmt.on_conflict_do_update(index_elements=["deal_id"], set_={"due_at": stmt.excluded.due_at}))
 
 
 def recompute_store(uow: UnitOfWork, store_id: int, cause: str) -> list[str]:

@@ -7,14 +7,22 @@ Everything here runs inside the caller's unit of work and never commits.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 
 from tuangou.capacity import rules
-from tuangou.capacity.daily import Inputs, assemble, declaration_of, plan_day, policy, recompute_loaded
+from tuangou.capacity.daily import (
+    Inputs,
+    assemble,
+    declaration_of,
+    plan_day,
+    policy,
+    recompute_loaded,
+    record_dues,
+)
 from tuangou.capacity.models import (
     CapacityAudit,
     CapacityDeclaration,
@@ -70,7 +78,11 @@ def recompute_many(uow: InTransaction, deal_ids: list[int], cause: str, pol: rul
     inputs = inputs_many(uow, facts, pol)
     first: date = min(uow.now.astimezone(ZoneInfo(f["timezone"])).date() for f in facts)
     buckets = catalog.buckets_from(uow, [f["id"] for f in facts], first.isoformat())
-    return sum(len(recompute_loaded(uow, f, inputs[f["id"]], buckets[f["id"]], cause, pol)) for f in facts)
+    dues: dict[int, datetime] = {}
+    tripped = sum(len(recompute_loaded(uow, f, inputs[f["id"]], buckets[f["id"]], cause, pol, dues=dues))
+                  for f in facts)
+    record_dues(uow, dues)
+    return tripped
 
 
 def day_plans(uow: InTransaction, facts: list[dict[str, Any]], days: dict[int, date]) -> dict[int, dict[str, Any]]:

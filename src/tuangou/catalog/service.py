@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 
 from tuangou.accounts import service as accounts
 from tuangou.catalog import participants, rules
@@ -36,7 +36,7 @@ from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, upsertable_insert
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from tuangou.core.outbox import record_event
+from tuangou.core.outbox import OutboxEvent, event_row, record_event
 
 PUBLISH_HORIZON_DAYS = 62  # buckets made ahead at publish; later dates are made on first order
 
@@ -464,11 +464,11 @@ def apply_cap(uow: InTransaction, deal_id: int, key: str, cap: int, *, allow_bel
 def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[dict[str, Any]]:
     """Inside an open unit of work: `apply_cap(..., allow_below_sold=True)` for several date buckets of one
     deal in a few statements (missing buckets made, caps set, counters read back once)."""
+    if not caps:
+        return []
     deal = uow.session.get(Deal, deal_id)
     if deal is None:
         raise NotFound(f"deal {deal_id} not found")
-    if not caps:
-        return []
     for key in caps:
         date.fromisoformat(key.split("@", 1)[0])  # only date buckets come here (capacity's plans)
     stmt = upsertable_insert(uow.session.get_bind().dialect.name, CapacityBucket.__table__).values([
@@ -480,14 +480,11 @@ def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[d
                         .values(cap=bindparam("c")), [{"d": deal_id, "k": k, "c": c} for k, c in caps.items()])
     rows = {b.key: b for b in uow.session.scalars(select(CapacityBucket).where(
         CapacityBucket.deal_id == deal_id, CapacityBucket.key.in_(list(caps))).execution_options(populate_existing=True))}
-    out = []
-    for key, cap in caps.items():
-        b = rows[key]
-        record_event(uow.session, "CapacityChanged", {"deal_id": deal_id, "key": key, "cap": cap}, uow.now,
-                     merchant_id=deal.merchant_id)
-        out.append({"key": key, "cap": b.cap, "sold": b.sold, "reserved": b.reserved,
-                    "over": max(0, b.sold + b.reserved - b.cap)})
-    return out
+    uow.session.execute(insert(table(OutboxEvent)), [event_row(
+        "CapacityChanged", {"deal_id": deal_id, "key": k, "cap": c}, uow.now, merchant_id=deal.merchant_id)
+        for k, c in caps.items()])
+    return [{"key": k, "cap": rows[k].cap, "sold": rows[k].sold, "reserved": rows[k].reserved,
+             "over": max(0, rows[k].sold + rows[k].reserved - rows[k].cap)} for k in caps]
 
 
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------

@@ -32,6 +32,7 @@ from tuangou.disputes import policy as dispute_policy
 from tuangou.disputes import service as disputes
 from tuangou.governance import service as governance
 from tuangou.merchants import service as merchants
+from tuangou.monitoring import service as monitoring
 from tuangou.orders import payments
 from tuangou.orders import service as orders
 from tuangou.orders.gateway import SandboxGateway
@@ -184,6 +185,8 @@ class Driver:
             dispute_policy.update_policy(self.uow(), self.ops, dict(pol["disputes"]), reason)
         if pol.get("accountability"):
             merchants.set_policy(self.uow(), self.ops, dict(pol["accountability"]), reason)
+        if pol.get("monitoring"):
+            monitoring.set_policy(self.uow(), self.ops, dict(pol["monitoring"]), reason)
 
     # ---- the week ----------------------------------------------------------------------------------------
 
