@@ -83,3 +83,39 @@ def test_a_policy_change_makes_every_deal_due_at_the_next_tick(stage):
     assert due(stage) == [deal]
     stage.tick("capacity")
     assert cap_on(stage, deal, TODAY) == 100
+
+
+def _confirm_oversale(stage, buyer, order_id):
+    d = stage.client.post("/api/v1/disputes", headers=buyer, json={"order_id": order_id, "kind": "cannot_fulfil"})
+    assert d.status_code == 201, d.text
+    r = stage.client.post(f"/api/v1/disputes/{d.json()['id']}/confirm", headers=stage.ops,
+                          json={"reason": "no table when they came", "oversale": True})
+    assert r.status_code == 200, r.text
+
+
+def test_a_confirmed_over_sale_sets_the_capacity_the_store_really_served(stage):
+    # given a store that declares 10 a day and sold 10 today, one unit to each of ten buyers
+    stage.clock.set(DAWN)
+    _, merchant = stage.merchant()
+    store = stage.store(merchant)
+    stage.client.put(f"/api/v1/stores/{store}/capacity-declaration", headers=merchant,
+                     json={"max_reception_per_day": 10})
+    deal = stage.deal(merchant, store, daily_cap=10)
+    buyers = [stage.buyer() for _ in range(10)]
+    orders = [stage.paid_order(b, deal)["id"] for b in buyers]
+    # when the last two buyers find no table and ops confirm both disputes as over-selling
+    _confirm_oversale(stage, buyers[-1], orders[-1])
+    _confirm_oversale(stage, buyers[-2], orders[-2])
+    # then the deal's capacity is what the store served (8 a day), today and on the coming days
+    assert cap_on(stage, deal, TODAY) == 8 and cap_on(stage, deal, "2026-11-25") == 8
+    audits = stage.client.get("/api/v1/capacity-audits", headers=merchant, params={"deal_id": deal}).json()["items"]
+    assert audits[0]["status"] == "approved" and audits[0]["approved_cap"] == 8
+    assert audits[0]["bottleneck"] == "verified:served"
+    notes = stage.client.get("/api/v1/inbox", headers=merchant, params={"kind": "capacity_verified"}).json()
+    assert notes["items"][0]["title"].endswith("is now 8 a day")
+    # and with the rule off (a plain shop), a confirmed over-sale leaves the declared capacity alone
+    r = stage.client.put("/api/v1/governance-policy", headers=stage.ops,
+                         json={"changes": {"verify_after_oversale": False}, "reason": "a plain shop"})
+    assert r.status_code == 200, r.text
+    _confirm_oversale(stage, buyers[-3], orders[-3])
+    assert cap_on(stage, deal, "2026-11-25") == 8

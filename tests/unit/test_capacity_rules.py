@@ -187,3 +187,14 @@ def test_next_refresh_is_the_next_midnight_or_an_earlier_end_of_a_running_disrup
     assert due <= midnight
     assert not any(now < d.ends_at < due for d in disruptions if d.ends_at is not None)
     assert due == midnight or any(d.ends_at == due for d in disruptions)
+
+
+@given(st.integers(0, 500), st.integers(0, 1000), st.integers(0, 1000))
+def test_verified_base_never_exceeds_the_declared_one_and_grows_with_what_was_served(base, planned, served):
+    # given a declared base, the capacity planned on a failed day and what the store served that day
+    verified = rules.verified_base(base, planned, served)
+    # then the proven base is never above the declared one, and serving more never proves less
+    assert 0 <= verified <= base
+    assert rules.verified_base(base, planned, served + 1) >= verified
+    # and serving all that was planned proves the declaration right
+    assert rules.verified_base(base, planned, planned) == base

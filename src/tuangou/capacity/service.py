@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from tuangou.capacity import refresh, rules
+from tuangou.capacity import refresh, rules, verify
 from tuangou.capacity.daily import (
     POLICY,
     approved_cap,
@@ -44,7 +44,7 @@ from tuangou.capacity.models import (
 )
 from tuangou.capacity.rules import AuditStatus, DisruptionKind
 
-__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_plans", "day_target", "deal_day_caps", "policy", "recompute_deal",
+__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_plans", "record_shortfall", "day_target", "deal_day_caps", "policy", "recompute_deal",
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
@@ -56,6 +56,7 @@ from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
 
 day_plans = refresh.day_plans
+record_shortfall = verify.record_shortfall
 
 # ---- policy ---------------------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
         # compensation, disputes refunded by hand after days (the seeds' stories: "three days later")
         "policies": {
             "governance": {"dynamic_daily_cap": False, "circuit_breaker": False, "presale_audit": False,
-                           "compensation_coupon_cents": 0},
+                           "verify_after_oversale": False, "compensation_coupon_cents": 0},
             "disputes": {"tiers": {"light": {"coupon_cents": 0}, "medium": {"side_item_cents": 0},
                                    "severe": {"coupon_cents": 0}}},
             "accountability": {"limit_below_score": 0},
