@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.test_readme_tour import tour_blocks
 
-VOLATILE = ("seconds",)
+VOLATILE = ("seconds", "cpu_seconds")
 
 
 def _run(script: str, tmp_path: Path) -> tuple[str, dict]:

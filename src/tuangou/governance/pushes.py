@@ -86,8 +86,8 @@ def send_hourly_pushes(uow: UnitOfWork) -> int:
                                         [:SEND_BATCH])]
         ids = [d for m in claimed for d in by_merchant[m]]
         facts = {f["id"]: f for f in catalog.deal_facts_many(uow, ids)}
-        first = min((uow.now.astimezone(ZoneInfo(f["timezone"])).date() for f in facts.values()), default=None)
-        buckets = catalog.buckets_from(uow, ids, first.isoformat()) if first else {}
+        days = {uow.now.astimezone(ZoneInfo(f["timezone"])).date() for f in facts.values()}
+        buckets = catalog.buckets_from(uow, ids, min(days).isoformat(), max(days).isoformat()) if days else {}
         messages = []
         for merchant_id in claimed:
             lines, red = [], 0

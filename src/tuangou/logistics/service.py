@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from tuangou.catalog import service as catalog
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock
@@ -317,7 +318,10 @@ def discover_paid(uow: UnitOfWork, batch: int = 200_000) -> int:
         for i in range(0, len(ids), 500):
             known.update(uow.session.scalars(select(ShippingOrder.order_id).where(
                 ShippingOrder.order_id.in_(ids[i:i + 500]))))
+        fresh = sorted({deal_id for order_id, deal_id, _ in rows if order_id not in known})
         deals: dict[int, dict[str, Any]] = {}
+        for i in range(0, len(fresh), 500):  # the deals' facts in a few queries, not one per deal
+            deals.update((f["id"], f) for f in catalog.deal_facts_many(uow, fresh[i:i + 500]))
         started = 0
         for order_id, deal_id, _ in rows:
             if order_id in known:

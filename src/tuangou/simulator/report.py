@@ -100,6 +100,7 @@ ROWS = [
     ("breaker orders", "breaker_orders"),
     ("merchants limited", "merchants_limited"), ("merchants removed", "merchants_removed"), ("revenue kept by honest merchants ¥", "revenue_kept_by_honest_cents"),
     ("refused orders", "refused"), ("groups formed / failed / refunded", "groups"),
+    ("run: wall s / CPU s", "seconds"),
 ]
 
 
@@ -130,6 +131,9 @@ def table(result: dict[str, Any]) -> Table:
     for m in modes:
         t.add_column(f"governance {m}", justify="right")
     for label, path in ROWS:
+        if path == "seconds":  # timings vary from run to run; the rest is the same for a seed
+            t.add_row(label, *(f"{result[m].get('seconds', '-')} / {result[m].get('cpu_seconds', '-')}" for m in modes))
+            continue
         t.add_row(label, *(_fmt(_get(result[m], path), path) for m in modes))
     return t
 
