@@ -471,15 +471,21 @@ def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[d
         raise NotFound(f"deal {deal_id} not found")
     for key in caps:
         date.fromisoformat(key.split("@", 1)[0])  # only date buckets come here (capacity's plans)
-    stmt = upsertable_insert(uow.session.get_bind().dialect.name, CapacityBucket.__table__).values([
-        {"deal_id": deal_id, "key": k, "cap": c, "sold": 0, "reserved": 0,
-         "open": deal.status == rules.DealStatus.PUBLISHED} for k, c in caps.items()])
-    uow.session.execute(stmt.on_conflict_do_nothing(index_elements=["deal_id", "key"]))
     t = table(CapacityBucket)
-    uow.session.execute(update(t).where(t.c.deal_id == bindparam("d"), t.c.key == bindparam("k"))
-                        .values(cap=bindparam("c")), [{"d": deal_id, "k": k, "c": c} for k, c in caps.items()])
-    rows = {b.key: b for b in uow.session.scalars(select(CapacityBucket).where(
-        CapacityBucket.deal_id == deal_id, CapacityBucket.key.in_(list(caps))).execution_options(populate_existing=True))}
+    of_deal = and_(t.c.deal_id == deal_id, t.c.key.in_(list(caps)))
+    existing = set(uow.session.scalars(select(t.c.key).where(of_deal)))
+    made: set[str] = set()
+    if len(existing) < len(caps):  # missing buckets are made with their cap at once
+        stmt = upsertable_insert(uow.session.get_bind().dialect.name, t).values([
+            {"deal_id": deal_id, "key": k, "cap": c, "sold": 0, "reserved": 0,
+             "open": deal.status == rules.DealStatus.PUBLISHED} for k, c in caps.items() if k not in existing])
+        made = set(uow.session.scalars(stmt.on_conflict_do_nothing(index_elements=["deal_id", "key"])
+                                       .returning(t.c.key)))
+    move = [{"d": deal_id, "k": k, "c": c} for k, c in caps.items() if k not in made]  # incl. a racing order's
+    if move:
+        uow.session.execute(update(t).where(t.c.deal_id == bindparam("d"), t.c.key == bindparam("k"))
+                            .values(cap=bindparam("c")), move)
+    rows = {r.key: r for r in uow.session.execute(select(t.c.key, t.c.cap, t.c.sold, t.c.reserved).where(of_deal))}
     uow.session.execute(insert(table(OutboxEvent)), [event_row(
         "CapacityChanged", {"deal_id": deal_id, "key": k, "cap": c}, uow.now, merchant_id=deal.merchant_id)
         for k, c in caps.items()])
