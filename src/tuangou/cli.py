@@ -338,7 +338,7 @@ def simulate(stores: int = 50, days: int = 2, seed: int = 1,
     console.print(f"wrote {json_path} and {html_path}")
     keys = ("harmed_buyers", "orders", "oversold_units", "p99_compensation_s", "median_compensation_s",
             "harmed_per_10k_orders", "disputes", "compensation_paid_cents", "recovered_share", "merchants_limited",
-            "outcomes", "seconds")
+            "outcomes", "seconds", "cpu_seconds")
     line: dict[str, Any] = {k: result[k] for k in ("stores", "days", "seed", "db", "harm_prevented", "seconds", "peak_rss_mb")
             if k in result}
     line.update({m: {k: result[m][k] for k in keys} for m in ("on", "off") if m in result})

@@ -182,6 +182,10 @@ def test_decrease_below_sold_with_no_other_date_refunds_and_compensates(any_stag
     assert incident is not None and incident["ref"] == f"incident:{incident['id']}"
     assert incident["deal_id"] == deal and incident["order_id"] == newest["id"]
     assert incident["category"] == "catering"
+    # and the platform's ¥5 coupon is booked against the merchant that sold what it could not serve (A7)
+    claims = stage.client.get("/api/v1/recovery-claims", headers=merchant).json()
+    assert [(c["amount_cents"], c["status"]) for c in claims["items"]] == [(500, "open")]
+    assert claims["items"][0]["ref"].startswith("coupon:")
 
 
 def test_stock_counts_show_the_difference_and_alert_when_low(stage):

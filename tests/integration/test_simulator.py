@@ -33,3 +33,5 @@ def test_every_paid_buyer_has_one_outcome_and_governance_harms_fewer(db, tmp_pat
     assert off["p99_compensation_s"] is None or off["p99_compensation_s"] >= 3 * 24 * 3600
     # and a confirmed dispute's coupons are booked in the confirming transaction
     assert on["confirm_to_compensation_max_s"] in (None, 0.0)
+    # and everything the platform advanced, breaker coupons included, is booked against the merchants
+    assert on["recovered_share"] in (None, 1.0)

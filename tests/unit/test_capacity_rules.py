@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -170,3 +171,30 @@ def test_sold_never_exceeds_the_cap_whatever_orders_and_disruptions_come(base, f
             held = [o for o in held if o.id not in moved]
         assert sum(o.quantity for o in held) <= cap
         assert cap <= base * 2
+
+
+@given(st.integers(0, 3 * 24 * 60), st.lists(st.integers(-600, 3000), max_size=4))
+def test_next_refresh_is_the_next_midnight_or_an_earlier_end_of_a_running_disruption(minutes, ends):
+    # given a moment and some disruptions ending around it
+    now = datetime(2026, 11, 22, 16, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+    disruptions = [rules.Disruption(now - timedelta(hours=1), now + timedelta(minutes=e)) for e in ends]
+    # when the next refresh is planned
+    due = rules.next_refresh(now, "Asia/Shanghai", disruptions)
+    # then it is after now and no later than the store's next midnight, and no running disruption ends before it
+    assert now < due <= now + timedelta(days=1)
+    midnight = datetime.combine(now.astimezone(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1), time(0),
+                                ZoneInfo("Asia/Shanghai"))
+    assert due <= midnight
+    assert not any(now < d.ends_at < due for d in disruptions if d.ends_at is not None)
+    assert due == midnight or any(d.ends_at == due for d in disruptions)
+
+
+@given(st.integers(0, 500), st.integers(0, 1000), st.integers(0, 1000))
+def test_verified_base_never_exceeds_the_declared_one_and_grows_with_what_was_served(base, planned, served):
+    # given a declared base, the capacity planned on a failed day and what the store served that day
+    verified = rules.verified_base(base, planned, served)
+    # then the proven base is never above the declared one, and serving more never proves less
+    assert 0 <= verified <= base
+    assert rules.verified_base(base, planned, served + 1) >= verified
+    # and serving all that was planned proves the declaration right
+    assert rules.verified_base(base, planned, planned) == base

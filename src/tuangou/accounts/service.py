@@ -194,6 +194,16 @@ def merchant_user_ids(uow: InTransaction, merchant_id: int) -> list[int]:
     return list(uow.session.scalars(select(User.id).where(User.merchant_id == merchant_id, User.active)))
 
 
+def merchant_user_ids_many(uow: InTransaction, merchant_ids: list[int]) -> dict[int, list[int]]:
+    """Inside an open unit of work: `merchant_user_ids` of several merchants in one query."""
+    out: dict[int, list[int]] = {m: [] for m in merchant_ids}
+    for user_id, merchant_id in uow.session.execute(select(User.id, User.merchant_id).where(
+            User.merchant_id.in_(sorted(set(merchant_ids))), User.active).order_by(User.id)):
+        if merchant_id is not None:
+            out[merchant_id].append(user_id)
+    return out
+
+
 def list_merchants(uow: UnitOfWork) -> list[dict[str, object]]:
     with uow:
         return [{"id": m.id, "name": m.name, "status": m.status, "created_at": m.created_at.isoformat()}

@@ -17,6 +17,7 @@ from tuangou.capacity.models import (
     CapacityAudit,
     CapacityDeclaration,
     CapacityDisruption,
+    CapacityRefresh,
     CapOffer,
     DealConsumption,
 )
@@ -24,7 +25,7 @@ from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
 from tuangou.core.auth import Principal
-from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, upsertable_insert
 from tuangou.core.errors import ValidationFailed
 
 POLICY = "governance"
@@ -87,18 +88,25 @@ class Inputs:
 
 
 def _inputs(uow: InTransaction, facts: dict[str, Any]) -> Inputs:
-    pol = policy(uow)
-    inputs = Inputs(facts, capacity_base(uow, facts), pol.max_day_factor, now=uow.now, dynamic=pol.dynamic_daily_cap)
     row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
+    disruptions = list(uow.session.scalars(select(CapacityDisruption).where(
+        CapacityDisruption.store_id == facts["store_id"],
+        or_(CapacityDisruption.deal_id.is_(None), CapacityDisruption.deal_id == facts["id"]),
+        or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > uow.now))))
+    offers = {o.key: o.cap for o in uow.session.scalars(select(CapOffer).where(CapOffer.deal_id == facts["id"]))}
+    return assemble(facts, capacity_base(uow, facts), policy(uow), uow.now, row, disruptions, offers)
+
+
+def assemble(facts: dict[str, Any], base: int | None, pol: rules.GovernancePolicy, now: datetime,
+             row: CapacityDeclaration | None, disruptions: list[CapacityDisruption], offers: dict[str, int]
+             ) -> Inputs:
+    """A deal's inputs from rows already read (one deal, or many at once by the refresh job)."""
+    inputs = Inputs(facts, base, pol.max_day_factor, now=now, dynamic=pol.dynamic_daily_cap, offers=offers)
     if row is not None:
         inputs.weekday_factors = {int(k): float(v) for k, v in (row.weekday_factors or {}).items()}
         inputs.holidays = {date.fromisoformat(k): float(v) for k, v in (row.holidays or {}).items()}
-    for d in uow.session.scalars(select(CapacityDisruption).where(
-            CapacityDisruption.store_id == facts["store_id"],
-            or_(CapacityDisruption.deal_id.is_(None), CapacityDisruption.deal_id == facts["id"]),
-            or_(CapacityDisruption.ends_at.is_(None), CapacityDisruption.ends_at > uow.now))):
-        inputs.disruptions.append(rules.Disruption(d.starts_at, d.ends_at, d.capacity_factor, d.max_units))
-    inputs.offers = {o.key: o.cap for o in uow.session.scalars(select(CapOffer).where(CapOffer.deal_id == facts["id"]))}
+    inputs.disruptions = [rules.Disruption(d.starts_at, d.ends_at, d.capacity_factor, d.max_units)
+                          for d in disruptions if d.deal_id is None or d.deal_id == facts["id"]]
     return inputs
 
 
@@ -117,6 +125,11 @@ def _plan(inputs: Inputs, day: date) -> dict[str, Any]:
     return {"service_date": day.isoformat(), "key": key, "base": inputs.base, "factor": factor,
             "disruptions": len(hits), "capacity": capacity, "offer": offer,
             "cap": rules.sellable_cap(offer, capacity)}
+
+
+def plan_day(inputs: Inputs, day: date) -> dict[str, Any]:
+    """How a deal's cap for `day` is made, from inputs already read."""
+    return _plan(inputs, day)
 
 
 def _governed(facts: dict[str, Any]) -> bool:
@@ -149,15 +162,24 @@ def recompute_deal(uow: InTransaction, deal_id: int, cause: str, days: list[date
         return []
     # two recomputes of one deal run one after the other, the second reading the first's inputs
     facts = catalog.deal_facts(uow, deal_id, lock=True)
-    inputs = _inputs(uow, facts)
+    return recompute_loaded(uow, facts, _inputs(uow, facts), catalog.buckets_of(uow, deal_id), cause,
+                            policy(uow), days)
+
+
+def recompute_loaded(uow: InTransaction, facts: dict[str, Any], inputs: Inputs, buckets_list: list[Any],
+                     cause: str, pol: rules.GovernancePolicy, days: list[date] | None = None,
+                     dues: dict[int, datetime] | None = None) -> list[str]:
+    """`recompute_deal` on inputs and buckets already read (and the deal locked). Without `days` (every
+    existing bucket and the horizon), it also records when time alone next changes the caps (into `dues`,
+    for the caller to write at once, when given)."""
     today = _today(uow, facts)
     last = facts["valid_until"].astimezone(ZoneInfo(facts["timezone"])).date()
-    buckets = {b.key: b for b in catalog.buckets_of(uow, deal_id)}
+    buckets = {b.key: b for b in buckets_list}
+    full = days is None
     if days is None:
-        horizon = policy(uow).recompute_horizon_days
         existing = {date.fromisoformat(k) for k in buckets if "@" not in k and k[:1].isdigit()}
-        days = sorted(existing | {today + timedelta(days=i) for i in range(horizon + 1)})
-    tripped = []
+        days = sorted(existing | {today + timedelta(days=i) for i in range(pol.recompute_horizon_days + 1)})
+    changes: dict[str, int] = {}
     for day in days:
         if day < today or day > last:
             continue
@@ -167,14 +189,29 @@ def recompute_deal(uow: InTransaction, deal_id: int, cause: str, days: list[date
             continue
         if bucket is None and plan["cap"] == (facts["daily_cap"] or 0):
             continue  # the first order makes this bucket with the deal's daily cap, which is right
-        moved = catalog.apply_cap(uow, deal_id, plan["key"], plan["cap"], allow_below_sold=True)
-        if moved["sold"] > moved["cap"] or moved["over"] > 0:
-            tripped.append(plan["key"])
-    if tripped and policy(uow).circuit_breaker:
+        changes[plan["key"]] = plan["cap"]
+    tripped = [m["key"] for m in catalog.apply_caps(uow, facts["id"], changes)
+               if m["sold"] > m["cap"] or m["over"] > 0]
+    if full:
+        due = {facts["id"]: rules.next_refresh(uow.now, facts["timezone"], inputs.disruptions)}
+        if dues is None:
+            record_dues(uow, due)
+        else:
+            dues.update(due)
+    if tripped and pol.circuit_breaker:
         for key in tripped:  # the circuit breaker (governance) takes part here
             for p in participants.registry.items:
-                p.on_cap_below_sold(uow, deal_id, key, cause)
+                p.on_cap_below_sold(uow, facts["id"], key, cause)
     return tripped
+
+
+def record_dues(uow: InTransaction, dues: dict[int, datetime]) -> None:
+    """Inside an open unit of work: when each deal next needs the refresh job."""
+    if not dues:
+        return
+    stmt = upsertable_insert(uow.session.get_bind().dialect.name, CapacityRefresh.__table__).values(
+        [{"deal_id": d, "due_at": at} for d, at in sorted(dues.items())])
+    uow.session.execute(stmt.on_conflict_do_update(index_elements=["deal_id"], set_={"due_at": stmt.excluded.due_at}))
 
 
 def recompute_store(uow: UnitOfWork, store_id: int, cause: str) -> list[str]:
@@ -193,11 +230,23 @@ def governed_deal_ids(uow: UnitOfWork) -> list[int]:
     deals = set(uow.session.scalars(select(CapacityAudit.deal_id).where(
         CapacityAudit.status == rules.AuditStatus.APPROVED)))
     deals |= set(uow.session.scalars(select(CapOffer.deal_id)))
-    live = catalog.deal_ids(uow, statuses=("published",))
     if not stores and not deals:
         return []
-    by_store = {d for s in stores for d in catalog.deal_ids(uow, store_id=s, statuses=("published",))}
+    live = catalog.deal_ids(uow, statuses=("published",))
+    by_store = set(catalog.deal_ids(uow, store_ids=stores, statuses=("published",))) if stores else set()
     return sorted((deals & set(live)) | by_store)
+
+
+def due_for_refresh(uow: InTransaction, deal_ids: list[int]) -> list[int]:
+    """Inside an open unit of work: the deals among `deal_ids` whose caps time may have moved since their
+    last recompute (or that were never recomputed)."""
+    due = dict(uow.session.execute(select(CapacityRefresh.deal_id, CapacityRefresh.due_at)).tuples().all())
+    return [d for d in deal_ids if d not in due or due[d] <= uow.now]
+
+
+def refresh_all_soon(uow: InTransaction) -> None:
+    """Inside an open unit of work: every deal is due at the next refresh (the policy changed)."""
+    uow.session.execute(update(CapacityRefresh).values(due_at=uow.now))
 
 
 def recompute_deal_upcoming(uow: UnitOfWork, deal_id: int) -> list[str]:

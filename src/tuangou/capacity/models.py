@@ -82,3 +82,13 @@ class CapacityDisruption(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_capacity_disruptions_store_start", "store_id", "starts_at"),)
+
+
+class CapacityRefresh(Base):
+    """When a deal's caps next need the refresh job: time alone moves them only at the store's midnight
+    (a new day enters the horizon) or when a disruption ends. Input changes recompute at once."""
+
+    __tablename__ = "capacity_refresh"
+
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

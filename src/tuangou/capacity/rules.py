@@ -52,6 +52,9 @@ class GovernancePolicy:
     dynamic_daily_cap: bool = True  # off: a deal's cap is the merchant's offer; capacity inputs never move it
     circuit_breaker: bool = True  # off: a cap that falls below what is sold leaves the over-sold orders in place
     presale_audit: bool = True  # off: a large promotion is published without a capacity audit
+    # A confirmed over-sale the breaker did not see (no disruption reported) proves the declaration wrong: the
+    # deal's capacity becomes what the store did serve that day, until an audit with an inspection says more.
+    verify_after_oversale: bool = True
 
     def problems(self) -> list[str]:
         out = []
@@ -231,6 +234,22 @@ def disruption_hits(dis: Disruption, day: date, tz: str, now: datetime | None = 
     if now is not None:
         start = max(start, now)
     return dis.starts_at < end and (dis.ends_at is None or dis.ends_at > start)
+
+
+def next_refresh(now: datetime, tz: str, disruptions: list[Disruption]) -> datetime:
+    """When time alone next changes a deal's caps: the store's next midnight (a new day enters the
+    horizon) or, before it, the end of a running disruption (today's cap comes back)."""
+    zone = ZoneInfo(tz)
+    midnight = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return min([midnight, *(d.ends_at for d in disruptions if d.ends_at is not None and now < d.ends_at < midnight)])
+
+
+def verified_base(base: int, capacity_that_day: int, served: int) -> int:
+    """The daily capacity a store proved on a day it failed buyers: its base scaled by the share of that
+    day's planned capacity it really served (the day's factor and disruptions are taken out again)."""
+    if capacity_that_day <= 0 or served >= capacity_that_day:
+        return base
+    return max(0, math.floor(base * max(0, served) / capacity_that_day + 1e-9))
 
 
 def day_factor(day: date, weekday_factors: dict[int, float], holidays: dict[date, float],

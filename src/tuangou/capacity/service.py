@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from tuangou.capacity import rules
+from tuangou.capacity import refresh, rules, verify
 from tuangou.capacity.daily import (
     POLICY,
     approved_cap,
@@ -26,11 +26,13 @@ from tuangou.capacity.daily import (
     day_target,
     deal_day_caps,
     declaration_of,
+    due_for_refresh,
     governed_deal_ids,
     policy,
     recompute_deal,
     recompute_deal_upcoming,
     recompute_store,
+    refresh_all_soon,
     safe_sales_for_store,
     set_offer,
 )
@@ -42,7 +44,7 @@ from tuangou.capacity.models import (
 )
 from tuangou.capacity.rules import AuditStatus, DisruptionKind
 
-__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_target", "deal_day_caps", "policy", "recompute_deal",
+__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_plans", "record_shortfall", "day_target", "deal_day_caps", "policy", "recompute_deal",
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
@@ -52,6 +54,9 @@ from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_d
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
+
+day_plans = refresh.day_plans
+record_shortfall = verify.record_shortfall
 
 # ---- policy ---------------------------------------------------------------------------------------
 
@@ -72,6 +77,7 @@ def set_policy(uow: UnitOfWork, actor: Principal, changes: dict[str, Any], reaso
             raise ValidationFailed("; ".join(problems))
         value = asdict(new)
         policies.store(uow, actor, POLICY, value, reason, changes)
+        refresh_all_soon(uow)  # factors, switches and the horizon feed every deal's caps
         uow.commit()
         return value
 
@@ -364,15 +370,20 @@ def list_disruptions(uow: UnitOfWork, actor: Principal, store_id: int) -> list[d
 
 # ---- dynamic caps and calculators ----------------------------------------------------------------
 
+REFRESH_BATCH = 200  # deals per transaction: short transactions, few round trips
+
+
 @retry_on_deadlock
 def refresh_daily_caps(uow: UnitOfWork) -> int:
-    """Recompute the coming days' caps of every live deal, one deal per transaction."""
+    """Recompute the caps of the live deals that time may have moved since their last recompute (their
+    store's midnight passed, or a disruption ended); input changes recompute at once in their own
+    transactions. Returns how many buckets tripped the circuit breaker."""
     with uow:
-        ids = governed_deal_ids(uow)
+        due = due_for_refresh(uow, governed_deal_ids(uow))
     tripped = 0
-    for deal_id in ids:
+    for i in range(0, len(due), REFRESH_BATCH):
         with uow:
-            tripped += len(recompute_deal_upcoming(uow, deal_id))
+            tripped += refresh.recompute_many(uow, due[i:i + REFRESH_BATCH], "daily capacity update", policy(uow))
             uow.commit()
     return tripped
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import ColumnElement, Connection, bindparam, exists, literal, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, literal, or_, select, update
 
 from tuangou.catalog import rules
 from tuangou.catalog.models import CapacityBucket, Deal, Store
@@ -212,6 +212,21 @@ def buckets_of(uow: InTransaction, deal_id: int) -> list[rules.BucketState]:
     return [rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open) for b in uow.session.scalars(
         select(CapacityBucket).where(CapacityBucket.deal_id == deal_id).order_by(CapacityBucket.key)
         .execution_options(populate_existing=True))]
+
+
+def buckets_from(uow: InTransaction, deal_ids: list[int], first_key: str, last_key: str | None = None
+                 ) -> dict[int, list[rules.BucketState]]:
+    """Inside an open unit of work: the buckets of several deals whose date key lies in [first_key, last_key]
+    (ISO dates; `last_key` None: no end), plus their 'stock' and 'total' buckets, by deal."""
+    out: dict[int, list[rules.BucketState]] = {d: [] for d in deal_ids}
+    if not deal_ids:
+        return out
+    in_range = _b.key >= first_key if last_key is None else and_(_b.key >= first_key, _b.key <= last_key + "~")
+    q = select(_b.deal_id, _b.key, _b.cap, _b.sold, _b.reserved, _b.open).where(
+        _b.deal_id.in_(deal_ids), or_(in_range, _b.key.in_([rules.STOCK_BUCKET, rules.TOTAL_BUCKET])))
+    for deal_id, key, cap, sold, reserved, is_open in uow.session.execute(q.order_by(_b.deal_id, _b.key)):
+        out[deal_id].append(rules.BucketState(key, cap, sold, reserved, is_open))
+    return out
 
 
 def take_sold(uow: InTransaction, deal_id: int, key: str, qty: int, default_cap: int) -> bool:

@@ -6,16 +6,18 @@ The hot path's atomic counters (`reserve`, `release_reserved`, `confirm_sold`,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 
 from tuangou.accounts import service as accounts
 from tuangou.catalog import participants, rules
 from tuangou.catalog.counters import (
+    buckets_from,
     buckets_of,
     confirm_held,
     confirm_sold,
@@ -32,9 +34,9 @@ from tuangou.catalog.counters import (
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
+from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, upsertable_insert
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from tuangou.core.outbox import record_event
+from tuangou.core.outbox import OutboxEvent, event_row, record_event
 
 PUBLISH_HORIZON_DAYS = 62  # buckets made ahead at publish; later dates are made on first order
 
@@ -239,12 +241,13 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         if deal.valid_until <= uow.now:
             raise Conflict("the deal's validity has ended", code="deal_expired")
         tz = _tz(uow, deal)
-        if deal.kind == rules.DealKind.VOUCHER:
-            for day in _service_dates(deal, tz, uow.now, PUBLISH_HORIZON_DAYS):
-                for key, cap in _bucket_caps(deal, day).items():
-                    insert_ignore(uow.session, CapacityBucket.__table__, {
-                        "deal_id": deal.id, "key": key, "cap": cap, "sold": 0, "reserved": 0, "open": True},
-                        ["deal_id", "key"])
+        rows = [{"deal_id": deal.id, "key": key, "cap": cap, "sold": 0, "reserved": 0, "open": True}
+                for day in (_service_dates(deal, tz, uow.now, PUBLISH_HORIZON_DAYS)
+                            if deal.kind == rules.DealKind.VOUCHER else [])
+                for key, cap in _bucket_caps(deal, day).items()]
+        if rows:  # one statement for the whole horizon
+            uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, CapacityBucket.__table__)
+                                .values(rows).on_conflict_do_nothing(index_elements=["deal_id", "key"]))
         uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal.id).values(open=True))
         deal.status = rules.DealStatus.PUBLISHED
         deal.published_at = uow.now
@@ -458,7 +461,46 @@ def apply_cap(uow: InTransaction, deal_id: int, key: str, cap: int, *, allow_bel
             "over": max(0, bucket.sold + bucket.reserved - bucket.cap)}
 
 
+def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[dict[str, Any]]:
+    """Inside an open unit of work: `apply_cap(..., allow_below_sold=True)` for several date buckets of one
+    deal in a few statements (missing buckets made, caps set, counters read back once)."""
+    if not caps:
+        return []
+    deal = uow.session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} not found")
+    for key in caps:
+        date.fromisoformat(key.split("@", 1)[0])  # only date buckets come here (capacity's plans)
+    t = table(CapacityBucket)
+    of_deal = and_(t.c.deal_id == deal_id, t.c.key.in_(list(caps)))
+    existing = set(uow.session.scalars(select(t.c.key).where(of_deal)))
+    made: set[str] = set()
+    if len(existing) < len(caps):  # missing buckets are made with their cap at once
+        stmt = upsertable_insert(uow.session.get_bind().dialect.name, t).values([
+            {"deal_id": deal_id, "key": k, "cap": c, "sold": 0, "reserved": 0,
+             "open": deal.status == rules.DealStatus.PUBLISHED} for k, c in caps.items() if k not in existing])
+        made = set(uow.session.scalars(stmt.on_conflict_do_nothing(index_elements=["deal_id", "key"])
+                                       .returning(t.c.key)))
+    move = [{"d": deal_id, "k": k, "c": c} for k, c in caps.items() if k not in made]  # incl. a racing order's
+    if move:
+        uow.session.execute(update(t).where(t.c.deal_id == bindparam("d"), t.c.key == bindparam("k"))
+                            .values(cap=bindparam("c")), move)
+    rows = {r.key: r for r in uow.session.execute(select(t.c.key, t.c.cap, t.c.sold, t.c.reserved).where(of_deal))}
+    uow.session.execute(insert(table(OutboxEvent)), [event_row(
+        "CapacityChanged", {"deal_id": deal_id, "key": k, "cap": c}, uow.now, merchant_id=deal.merchant_id)
+        for k, c in caps.items()])
+    return [{"key": k, "cap": rows[k].cap, "sold": rows[k].sold, "reserved": rows[k].reserved,
+             "over": max(0, rows[k].sold + rows[k].reserved - rows[k].cap)} for k in caps]
+
+
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------
+
+def _facts(d: Deal, tz: str) -> dict[str, Any]:
+    return {"id": d.id, "store_id": d.store_id, "merchant_id": d.merchant_id, "title": d.title, "kind": d.kind,
+            "category": d.category, "price_cents": d.price_cents, "daily_cap": d.daily_cap,
+            "slots": {k: int(v) for k, v in (d.slots or {}).items()}, "large_promotion": d.large_promotion,
+            "status": d.status, "valid_from": d.valid_from, "valid_until": d.valid_until, "timezone": tz}
+
 
 def deal_facts(uow: InTransaction, deal_id: int, *, lock: bool = False) -> dict[str, Any]:
     """Inside an open unit of work: plain facts of a deal and its store (`lock`: hold the deal row
@@ -469,19 +511,28 @@ def deal_facts(uow: InTransaction, deal_id: int, *, lock: bool = False) -> dict[
     row = uow.session.execute(q.execution_options(populate_existing=True)).first()
     if row is None:
         raise NotFound(f"deal {deal_id} not found")
-    d, tz = row
-    return {"id": d.id, "store_id": d.store_id, "merchant_id": d.merchant_id, "title": d.title, "kind": d.kind,
-            "category": d.category, "price_cents": d.price_cents, "daily_cap": d.daily_cap,
-            "slots": {k: int(v) for k, v in (d.slots or {}).items()}, "large_promotion": d.large_promotion,
-            "status": d.status, "valid_from": d.valid_from, "valid_until": d.valid_until, "timezone": tz}
+    return _facts(*row)
+
+
+def deal_facts_many(uow: InTransaction, deal_ids: list[int], *, lock: bool = False) -> list[dict[str, Any]]:
+    """Inside an open unit of work: `deal_facts` of several deals in one query, in id order (locks taken
+    in that fixed order)."""
+    q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).where(
+        Deal.id.in_(deal_ids)).order_by(Deal.id)
+    if lock:
+        q = q.with_for_update(of=Deal)
+    return [_facts(d, tz) for d, tz in uow.session.execute(q.execution_options(populate_existing=True))]
 
 
 def deal_ids(uow: UnitOfWork, *, store_id: int | None = None, merchant_id: int | None = None,
-             statuses: tuple[str, ...] = ()) -> list[int]:
-    """Inside an open unit of work: ids of deals, optionally of one store or merchant, in some statuses."""
+             statuses: tuple[str, ...] = (), store_ids: Collection[int] | None = None) -> list[int]:
+    """Inside an open unit of work: ids of deals, optionally of one store (or of `store_ids`) or merchant,
+    in some statuses."""
     q = select(Deal.id).order_by(Deal.id)
     if store_id is not None:
         q = q.where(Deal.store_id == store_id)
+    if store_ids is not None:
+        q = q.where(Deal.store_id.in_(sorted(store_ids)))
     if merchant_id is not None:
         q = q.where(Deal.merchant_id == merchant_id)
     if statuses:
@@ -513,7 +564,7 @@ def store_category(uow: UnitOfWork, store_id: int) -> str:
     return store.category
 
 
-__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "bucket_key", "buckets_of", "confirm_held",
+__all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "apply_caps", "buckets_from", "deal_facts_many", "bucket_key", "buckets_of", "confirm_held",
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
            "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",

@@ -85,6 +85,13 @@ def balance(session: Session, account: str) -> int:
     return int(value or 0)
 
 
+def balances_of(session: Session, accounts: list[str]) -> dict[str, int]:
+    """Balances of some accounts in one grouped query (an account without lines is 0)."""
+    rows = session.execute(select(LedgerLine.account, func.sum(LedgerLine.amount_cents))
+                           .where(LedgerLine.account.in_(accounts)).group_by(LedgerLine.account)).all()
+    return {a: 0 for a in accounts} | {str(a): int(v or 0) for a, v in rows}
+
+
 def balances(session: Session) -> dict[str, int]:
     rows = session.execute(select(LedgerLine.account, func.sum(LedgerLine.amount_cents))
                            .group_by(LedgerLine.account)).all()

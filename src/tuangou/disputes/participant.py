@@ -44,6 +44,8 @@ class CouponForOversale(OversaleParticipant):
     name = "disputes.oversale_coupon"
 
     def compensate(self, tx: InTransaction, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
-                   valid_days: int) -> None:
+                   valid_days: int, liable_merchant_id: int) -> None:
+        # the platform pays first and books the coupon against the merchant that over-sold (A7)
         service.issue_compensation_coupon(tx, buyer_id=buyer_id, amount_cents=amount_cents, reason=reason, ref=ref,
-                                          threshold_cents=0, valid_days=valid_days)
+                                          threshold_cents=0, valid_days=valid_days,
+                                          liable_merchant_id=liable_merchant_id)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from tuangou.capacity import service as capacity
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
@@ -283,6 +284,10 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
     d.remedy = {"tier": tier, "refund_cents": refund["escrow_cents"] + refund["advanced_cents"],
                 "coupon_cents": remedy.coupon_cents, "side_item_cents": remedy.side_item_cents,
                 "rebook_until": rebook_until, "recovery_cents": advanced}
+    if oversale and incident is None:  # no disruption explained it: the declared capacity was not real
+        facts = orders.order_facts(uow, d.order_id)
+        if facts["service_date"] is not None:
+            capacity.record_shortfall(uow, facts["deal_id"], facts["service_date"], f"dispute:{d.id}", actor_id)
     if oversale:
         category = (incident or {}).get("category") or catalog.store_category(uow, d.store_id)
         merchants.record_violation(uow, merchant_id=d.merchant_id, category=category, kind="oversale",

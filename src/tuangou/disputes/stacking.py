@@ -153,8 +153,9 @@ def settle_recoveries(uow: UnitOfWork, batch: int = 500) -> int:
         merchants = list(uow.session.scalars(select(RecoveryClaim.merchant_id).where(
             RecoveryClaim.status == rules.RecoveryStatus.OPEN).distinct().limit(batch)))
         n = 0
+        owed = ledger.balances_of(uow.session, [ledger.merchant_account(m) for m in merchants])
         for merchant_id in merchants:
-            if ledger.balance(uow.session, ledger.merchant_account(merchant_id)) >= 0:
+            if owed[ledger.merchant_account(merchant_id)] >= 0:
                 n += int(uow.session.execute(update(RecoveryClaim).where(
                     RecoveryClaim.merchant_id == merchant_id, RecoveryClaim.status == rules.RecoveryStatus.OPEN).values(
                     status=rules.RecoveryStatus.RECOVERED, recovered_at=uow.now)).rowcount)  # type: ignore[attr-defined]

@@ -6,9 +6,9 @@ from typing import Any
 
 from tuangou.core.db import UnitOfWork
 from tuangou.core.jobs import JobContext
-from tuangou.governance import service
+from tuangou.governance import pushes
 
 
 def run_due(ctx: JobContext) -> dict[str, Any]:
-    return {"suggestions": service.send_daily_suggestions(UnitOfWork(ctx.db, ctx.clock)),
-            "hourly_pushes": service.send_hourly_pushes(UnitOfWork(ctx.db, ctx.clock))}
+    return {"suggestions": pushes.send_daily_suggestions(UnitOfWork(ctx.db, ctx.clock)),
+            "hourly_pushes": pushes.send_hourly_pushes(UnitOfWork(ctx.db, ctx.clock))}

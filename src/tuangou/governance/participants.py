@@ -14,7 +14,9 @@ class OversaleParticipant:
     name = "oversale-participant"
 
     def compensate(self, tx: InTransaction, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
-                   valid_days: int) -> None:
+                   valid_days: int, liable_merchant_id: int) -> None:
+        """Give the buyer `amount_cents`, advanced by the platform and recovered from `liable_merchant_id`
+        (the merchant that sold more than its store could serve, A7)."""
         return None
 
 

@@ -23,7 +23,7 @@ from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.money import yuan
 from tuangou.core.outbox import record_event
 from tuangou.governance import participants
-from tuangou.governance.models import IncidentOrder, OversaleIncident, RedLineWarning, ScheduledSend
+from tuangou.governance.models import IncidentOrder, OversaleIncident, RedLineWarning
 from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
 from tuangou.orders import service as orders
@@ -169,7 +169,8 @@ def _compensate(uow: InTransaction, incident: OversaleIncident, facts: dict[str,
     if coupon > 0:
         for p in participants.registry.items:  # the coupon itself lives with disputes
             p.compensate(uow, buyer_id=order["buyer_id"], amount_cents=coupon, reason=f"over-sold {facts['title']}",
-                         ref=f"incident:{incident.id}:order:{order['id']}", valid_days=pol.coupon_valid_days)
+                         ref=f"incident:{incident.id}:order:{order['id']}", valid_days=pol.coupon_valid_days,
+                         liable_merchant_id=facts["merchant_id"])
     uow.session.add(IncidentOrder(incident_id=incident.id, order_id=order["id"], buyer_id=order["buyer_id"],
                                   outcome="postponed" if new_day else "refunded", new_date=new_day,
                                   refund_cents=refund, coupon_cents=coupon))
@@ -246,90 +247,3 @@ def get_incident(uow: UnitOfWork, actor: Principal, incident_id: int) -> dict[st
         if incident is None or not (actor.role == Role.OPS or actor.merchant_id == incident.merchant_id):
             raise NotFound(f"incident {incident_id} not found")
         return _incident_view(uow, incident)
-
-
-# ---- scheduled pushes (A2, A5) -----------------------------------------------------------------------
-
-def _claim_send(uow: UnitOfWork, kind: str, subject_id: int, period: str) -> bool:
-    return bool(insert_ignore(uow.session, ScheduledSend.__table__, {
-        "kind": kind, "subject_id": subject_id, "period": period, "created_at": uow.now},
-        ["kind", "subject_id", "period"]))
-
-
-SEND_BATCH = 500  # sends per tick: a tick stays short, the rest go out on the next ticks
-
-
-def _sent(uow: UnitOfWork, kind: str, period: str) -> set[int]:
-    return set(uow.session.scalars(select(ScheduledSend.subject_id).where(ScheduledSend.kind == kind,
-                                                                          ScheduledSend.period == period)))
-
-
-def send_daily_suggestions(uow: UnitOfWork) -> int:
-    """From 08:00 store-local time, each live deal's merchant gets today's stock suggestion, once a day."""
-    sent = 0
-    with uow:
-        pol = capacity.policy(uow)
-        by_zone: dict[str, list[int]] = {}
-        for deal_id, _, tz in catalog.live_deals(uow):
-            by_zone.setdefault(tz, []).append(deal_id)
-        due: list[tuple[int, str]] = []
-        for tz, deal_ids in sorted(by_zone.items()):
-            local = uow.now.astimezone(ZoneInfo(tz))
-            if local.hour < pol.suggestion_hour:
-                continue
-            period = local.date().isoformat()
-            done = _sent(uow, "suggestion", period)
-            due += [(d, period) for d in deal_ids if d not in done]
-        for deal_id, period in due[:SEND_BATCH]:
-            if not _claim_send(uow, "suggestion", deal_id, period):
-                continue
-            facts = catalog.deal_facts(uow, deal_id)
-            if facts["kind"] != "voucher" or facts["slots"]:
-                continue  # goods and slot deals have no daily capacity plan; claimed so they are not retried
-            plan = capacity.day_plan(uow, deal_id, date.fromisoformat(period))
-            can_serve = plan["capacity"] if plan["capacity"] is not None else plan["cap"]
-            title = f"Today you can serve {can_serve}; you have {plan['offer']} on sale: {facts['title']}"
-            body = ("Lower the cap now if you cannot serve them all." if plan["offer"] > can_serve
-                    else "Your offer fits what you can serve.")
-            notify.notify_merchant(uow, facts["merchant_id"], "stock_suggestion", title, body,
-                                   {"deal_id": deal_id, **plan})
-            sent += 1
-        uow.commit()
-    return sent
-
-
-def send_hourly_pushes(uow: UnitOfWork) -> int:
-    """Once an hour, each merchant with something on sale gets sold / remaining per deal (red past 85%)."""
-    sent = 0
-    with uow:
-        pol = capacity.policy(uow)
-        hour = uow.now.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%HZ")
-        by_merchant: dict[int, list[int]] = {}
-        for deal_id, merchant_id, _ in catalog.live_deals(uow):
-            by_merchant.setdefault(merchant_id, []).append(deal_id)
-        done = _sent(uow, "hourly", hour)
-        due = [m for m in sorted(by_merchant) if m not in done]
-        for merchant_id in due[:SEND_BATCH]:
-            if not _claim_send(uow, "hourly", merchant_id, hour):
-                continue
-            lines, red = [], 0
-            for deal_id in by_merchant[merchant_id]:
-                facts = catalog.deal_facts(uow, deal_id)
-                cap, sold, held = _today_counts(uow, facts)
-                line, flagged = capacity_rules.sales_line(facts["title"], cap, sold, held, pol.red_flag_percent)
-                lines.append(line)
-                red += flagged
-            count = len(by_merchant[merchant_id])
-            notify.notify_merchant(uow, merchant_id, "sales_push", f"Sales this hour: {count} deal(s) on sale"
-                                   + (f", {red} past {pol.red_flag_percent}%" if red else ""), "\n".join(lines),
-                                   {"hour": hour, "red_flags": red}, "warning" if red else "info")
-            sent += 1
-        uow.commit()
-    return sent
-
-
-def _today_counts(uow: UnitOfWork, facts: dict[str, Any]) -> tuple[int, int, int]:
-    today = uow.now.astimezone(ZoneInfo(facts["timezone"])).date().isoformat()
-    keys = [b for b in catalog.buckets_of(uow, facts["id"])
-            if (b.key == catalog_rules.STOCK_BUCKET if facts["kind"] == "goods" else b.key.split("@")[0] == today)]
-    return sum(b.cap for b in keys), sum(b.sold for b in keys), sum(b.reserved for b in keys)

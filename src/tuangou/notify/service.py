@@ -58,6 +58,27 @@ def notify_merchant(uow: InTransaction, merchant_id: int, kind: str, title: str,
         notify_user(uow, user_id, kind, title, body, data, severity)
 
 
+@dataclass(frozen=True)
+class Message:
+    """One inbox message for every active user of a merchant (`notify_merchants`)."""
+
+    merchant_id: int
+    kind: str
+    title: str
+    body: str = ""
+    data: dict[str, Any] | None = None
+    severity: str = "info"
+
+
+def notify_merchants(uow: InTransaction, messages: list[Message]) -> None:
+    """Inside an open unit of work: `notify_merchant` for many messages, users read once, rows inserted at once."""
+    users = accounts.merchant_user_ids_many(uow, [m.merchant_id for m in messages])
+    rows = [inbox_row(u, m.kind, m.title, m.body, m.data or {}, uow.now, m.severity)
+            for m in messages for u in users[m.merchant_id]]
+    if rows:
+        uow.session.execute(_INBOX_INSERT, rows)
+
+
 def notify_ops(uow: InTransaction, kind: str, title: str, body: str = "", data: dict[str, Any] | None = None,
                severity: str = "info") -> None:
     for user_id in accounts.user_ids_with_role(uow, Role.OPS):

@@ -53,8 +53,12 @@ DEFAULTS: dict[str, Any] = {
     # Capacity refresh and the sales pushes cost ~10 ms per governed deal per tick, so they run at the full ticks
     # only; disruptions and declarations move caps at once in their own transactions anyway.
     "worker": {"full_ticks": ["00:05", "08:01"], "light_tick_skips": ["capacity", "governance"]},
+    # The KPI board's red level (B5) pauses a whole category of the city, and the simulated ops never check and
+    # resume a line: left on, it stops the city's business within a day in both modes and hides what the
+    # over-selling rules (A1-A12) do. It judges no line by default here; `min_paid_orders = 20` turns it on.
     "on": {
-        "policies": {"governance": {}, "disputes": {}, "accountability": {}},
+        "policies": {"governance": {}, "disputes": {}, "accountability": {},
+                     "monitoring": {"min_paid_orders": 1_000_000}},
         "people": {"merchant_admits_minutes": 30,  # a truthful merchant admits a failed order
                    "ops_decides_minutes": 180,  # escalated after 120 min, ops decide within the hour
                    "ops_flags_oversale": True},
@@ -64,10 +68,11 @@ DEFAULTS: dict[str, Any] = {
         # compensation, disputes refunded by hand after days (the seeds' stories: "three days later")
         "policies": {
             "governance": {"dynamic_daily_cap": False, "circuit_breaker": False, "presale_audit": False,
-                           "compensation_coupon_cents": 0},
+                           "verify_after_oversale": False, "compensation_coupon_cents": 0},
             "disputes": {"tiers": {"light": {"coupon_cents": 0}, "medium": {"side_item_cents": 0},
                                    "severe": {"coupon_cents": 0}}},
             "accountability": {"limit_below_score": 0},
+            "monitoring": {"min_paid_orders": 1_000_000},
         },
         "people": {"merchant_admits_minutes": None, "ops_decides_minutes": 3 * 24 * 60,
                    "ops_flags_oversale": False},

@@ -30,8 +30,10 @@ from tuangou.core.jobs import JobContext, run_all
 from tuangou.core.registry import job_modules, load_models
 from tuangou.disputes import policy as dispute_policy
 from tuangou.disputes import service as disputes
+from tuangou.disputes import stacking as recoveries
 from tuangou.governance import service as governance
 from tuangou.merchants import service as merchants
+from tuangou.monitoring import service as monitoring
 from tuangou.orders import payments
 from tuangou.orders import service as orders
 from tuangou.orders.gateway import SandboxGateway
@@ -57,6 +59,7 @@ class Run:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     standings: list[dict[str, Any]] = field(default_factory=list)
     job_failures: int = 0
+    breaker_recovered_cents: int = 0  # breaker coupons the platform booked against the merchant (A7)
 
 
 def view_expiry(value: str) -> datetime:
@@ -103,6 +106,7 @@ class Driver:
         self.day_left: dict[tuple[int, date], int] = {}
         self.visiting: dict[int, tuple[int, int]] = {}  # order id -> (store, visit minute), paid and not settled
         self.complains: dict[int, bool] = {}  # order id -> the buyer opens a dispute if not served
+        self.expiry_ticks: set[datetime] = set()
 
     # ---- time ------------------------------------------------------------------------------------------
 
@@ -184,6 +188,8 @@ class Driver:
             dispute_policy.update_policy(self.uow(), self.ops, dict(pol["disputes"]), reason)
         if pol.get("accountability"):
             merchants.set_policy(self.uow(), self.ops, dict(pol["accountability"]), reason)
+        if pol.get("monitoring"):
+            monitoring.set_policy(self.uow(), self.ops, dict(pol["monitoring"]), reason)
 
     # ---- the week ----------------------------------------------------------------------------------------
 
@@ -240,7 +246,10 @@ class Driver:
             # the real worker ticks every few seconds: the hold is released as soon as it expires, not at the
             # next hourly tick (else it blocks the cap for up to an hour)
             self.run.unpaid += 1
-            self.schedule(view_expiry(view.expires_at) + timedelta(minutes=1), "tick", ["orders"])
+            at = (view_expiry(view.expires_at) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+            if at not in self.expiry_ticks:  # holds expiring in the same minute are released by one tick
+                self.expiry_ticks.add(at)
+                self.schedule(at, "tick", ["orders"])
             return
         try:
             paid, _ = payments.pay_order(self.uow(), buyer, view.id, f"sim-pay-{i}", self.gateway, "succeed")
@@ -363,6 +372,10 @@ class Driver:
             self.run.incidents += governance.list_incidents(self.uow(readonly=True), self.ops, st["deal_id"])
             self.run.standings.append(merchants.standing(self.uow(readonly=True), self.ops,
                                                          st["merchant"].merchant_id))
+            claims = recoveries.list_recoveries(self.uow(readonly=True), self.ops,
+                                                merchant_id=st["merchant"].merchant_id)["items"]
+            self.run.breaker_recovered_cents += sum(c["amount_cents"] for c in claims
+                                                    if c["ref"].startswith("coupon:"))
         with self.uow(readonly=True) as uow:  # paid orders whose day never came inside the run
             for oid in list(self.visiting):
                 if orders.order_facts(uow, oid)["status"] != "paid":

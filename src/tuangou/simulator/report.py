@@ -26,10 +26,11 @@ def summary(run: Run, world: World) -> dict[str, Any]:
     tiers = Counter(d["tier"] for d in run.disputes.values())
     dispute_paid = sum(int(d["remedy"].get("refund_cents", 0)) + int(d["remedy"].get("coupon_cents", 0))
                        + int(d["remedy"].get("side_item_cents", 0)) for d in confirmed)
-    recovered = sum(int(d["remedy"].get("recovery_cents", 0)) for d in confirmed)  # advanced, booked on merchants
+    dispute_advanced = sum(int(d["remedy"].get("recovery_cents", 0)) for d in confirmed)  # booked on merchants
     breaker = [o for i in run.incidents for o in i["orders"]]
     breaker_paid = sum(o["refund_cents"] + o["coupon_cents"] for o in breaker)
-    breaker_coupons = sum(o["coupon_cents"] for o in breaker)  # the platform's; no recovery claim is booked
+    breaker_coupons = sum(o["coupon_cents"] for o in breaker)  # advanced by the platform ...
+    recovered = dispute_advanced + run.breaker_recovered_cents  # ... and what was booked against merchants
     confirm_lag = [(datetime.fromisoformat(at) - datetime.fromisoformat(d["decided_at"])).total_seconds()
                    for d in confirmed for at in d["coupons_issued_at"]]
     causes = Counter(_cause(r, world) for r in harmed)
@@ -56,10 +57,10 @@ def summary(run: Run, world: World) -> dict[str, Any]:
         "confirm_to_compensation_max_s": max(confirm_lag) if confirm_lag else None,
         "harmed_by_cause": dict(sorted(causes.items())),
         "compensation_paid_cents": dispute_paid + breaker_paid,
-        "advanced_by_platform_cents": recovered + breaker_coupons,
+        "advanced_by_platform_cents": dispute_advanced + breaker_coupons,
         "recovered_from_merchants_cents": recovered,
-        "recovered_share": round(recovered / (recovered + breaker_coupons), 4) if recovered + breaker_coupons
-        else None,
+        "recovered_share": round(recovered / (dispute_advanced + breaker_coupons), 4)
+        if dispute_advanced + breaker_coupons else None,
         "breaker_incidents": len(run.incidents),
         "breaker_orders": dict(sorted(Counter(o["outcome"] for o in breaker).items())),
         "merchants_limited": sum(1 for s in run.standings if s["limited"]),
@@ -99,6 +100,7 @@ ROWS = [
     ("breaker orders", "breaker_orders"),
     ("merchants limited", "merchants_limited"), ("merchants removed", "merchants_removed"), ("revenue kept by honest merchants ¥", "revenue_kept_by_honest_cents"),
     ("refused orders", "refused"), ("groups formed / failed / refunded", "groups"),
+    ("run: wall s / CPU s", "seconds"),
 ]
 
 
@@ -129,6 +131,9 @@ def table(result: dict[str, Any]) -> Table:
     for m in modes:
         t.add_column(f"governance {m}", justify="right")
     for label, path in ROWS:
+        if path == "seconds":  # timings vary from run to run; the rest is the same for a seed
+            t.add_row(label, *(f"{result[m].get('seconds', '-')} / {result[m].get('cpu_seconds', '-')}" for m in modes))
+            continue
         t.add_row(label, *(_fmt(_get(result[m], path), path) for m in modes))
     return t
 
