@@ -36,6 +36,10 @@ def record_shortfall(uow: InTransaction, deal_id: int, day: date, ref: str, by: 
     if inputs.base is None or plan["capacity"] is None or bucket is None:
         return None
     served = bucket.sold  # what still stands on that day once the upheld orders are refunded
+    if served + 1 < plan["capacity"]:
+        # the day never filled up: the store turned a buyer away below its plan, which says nothing about how
+        # much it can serve (a slow day would otherwise cut a busy shop's capacity to that day's demand)
+        return None
     verified = rules.verified_base(inputs.base, plan["capacity"], served)
     if verified >= inputs.base:
         return None
