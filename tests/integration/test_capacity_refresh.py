@@ -30,6 +30,17 @@ def due(stage) -> list[int]:
         return capacity.due_for_refresh(uow, capacity.governed_deal_ids(uow))
 
 
+def declared_deal(stage, declared: int, offered: int) -> tuple[dict[str, str], int]:
+    """At dawn: a store that declares `declared` a day and a deal that offers `offered` a day in it."""
+    stage.clock.set(DAWN)
+    _, merchant = stage.merchant()
+    store = stage.store(merchant)
+    r = stage.client.put(f"/api/v1/stores/{store}/capacity-declaration", headers=merchant,
+                         json={"max_reception_per_day": declared})
+    assert r.status_code == 200, r.text
+    return merchant, stage.deal(merchant, store, daily_cap=offered)
+
+
 def cap_on(stage, deal: int, day: str) -> int:
     items = stage.client.get(f"/api/v1/deals/{deal}/calendar").json()["items"]
     return int({b["key"]: b for b in items}[day]["cap"])
@@ -67,12 +78,7 @@ def test_a_disruption_that_ends_by_itself_is_lifted_by_the_next_tick_and_nothing
 
 def test_a_policy_change_makes_every_deal_due_at_the_next_tick(stage):
     # given a deal whose cap the store's declared 40 holds below its offer of 100
-    stage.clock.set(DAWN)
-    _, merchant = stage.merchant()
-    store = stage.store(merchant)
-    stage.client.put(f"/api/v1/stores/{store}/capacity-declaration", headers=merchant,
-                     json={"max_reception_per_day": 40})
-    deal = stage.deal(merchant, store, daily_cap=100)
+    merchant, deal = declared_deal(stage, declared=40, offered=100)
     stage.tick("capacity")
     assert due(stage) == [] and cap_on(stage, deal, TODAY) == 40
     # when ops switch dynamic caps off
@@ -95,12 +101,7 @@ def _confirm_oversale(stage, buyer, order_id):
 
 def test_a_confirmed_over_sale_sets_the_capacity_the_store_really_served(stage):
     # given a store that declares 10 a day and sold 10 today, one unit to each of ten buyers
-    stage.clock.set(DAWN)
-    _, merchant = stage.merchant()
-    store = stage.store(merchant)
-    stage.client.put(f"/api/v1/stores/{store}/capacity-declaration", headers=merchant,
-                     json={"max_reception_per_day": 10})
-    deal = stage.deal(merchant, store, daily_cap=10)
+    merchant, deal = declared_deal(stage, declared=10, offered=10)
     buyers = [stage.buyer() for _ in range(10)]
     orders = [stage.paid_order(b, deal)["id"] for b in buyers]
     # when the last two buyers find no table and ops confirm both disputes as over-selling

@@ -179,7 +179,7 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
             ledger.post(tx.session, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
                                                 (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
         return None
-    codes = [c for c in rules.plan_capture(snap).voucher_codes]
+    codes = rules.plan_capture(snap).voucher_codes
     conn.execute(_VOUCHERS, [
         {"code": c, "order_id": snap.id, "deal_id": snap.deal_id, "merchant_id": snap.merchant_id,
          "buyer_id": snap.buyer_id, "price_cents": snap.unit_price_cents, "status": rules.VoucherStatus.ISSUED.value,
