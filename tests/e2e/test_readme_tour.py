@@ -5,22 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.demo_server import running_demo
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tour_blocks() -> list[str]:
@@ -30,25 +22,8 @@ def tour_blocks() -> list[str]:
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    port = _free_port()
-    db = tmp_path_factory.mktemp("demo") / "demo.db"
-    env = {**os.environ, "TUANGOU_DATABASE_URL": f"sqlite:///{db}", "TUANGOU_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "tuangou.cli", "demo"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read().decode() if proc.stdout else "demo exited")
-            time.sleep(0.2)
+    with running_demo(tmp_path_factory.mktemp("demo")) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.skipif(shutil.which("jq") is None or shutil.which("curl") is None, reason="the tour needs curl and jq")
