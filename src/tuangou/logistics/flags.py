@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import TextClause, bindparam, select, text, update
 
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock, table, upsertable_insert
+from tuangou.core.db import UnitOfWork, UTCDateTime, insert_ignore, retry_on_deadlock, upsertable_insert
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
-from tuangou.core.outbox import OutboxEvent, event_row, record_event
+from tuangou.core.outbox import record_event
 from tuangou.logistics import records, rules
 from tuangou.logistics.models import Flag, Shipment, ShippingOrder, Warehouse
 from tuangou.logistics.policy import current_policy
@@ -20,18 +20,13 @@ from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
 
 S = rules.ShipmentStatus
-_OUTBOX = insert(table(OutboxEvent))
 _PG_FLAGS = text("""
 INSERT INTO logistics_flags (shipment_id, order_id, merchant_id, kind, explanation, evidence, status, created_at,
                              decided_at, decided_by, decision_reason)
 SELECT shipment_id, order_id, merchant_id, kind, explanation, evidence::json, :status, :now, NULL, NULL, ''
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(shipment_id integer, order_id integer, merchant_id integer,
      kind text, explanation text, evidence jsonb)
-ON CONFLICT (shipment_id, kind) DO NOTHING RETURNING shipment_id, kind""")
-_PG_OUTBOX = text("""
-INSERT INTO outbox_events (event_id, type, merchant_id, payload, occurred_at, relayed_at)
-SELECT event_id, type, merchant_id, payload::json, :now, NULL
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(event_id text, type text, merchant_id integer, payload jsonb)""")
+ON CONFLICT (shipment_id, kind) DO NOTHING RETURNING id, shipment_id, kind, explanation""")
 
 
 def raise_flag(uow: UnitOfWork, s: Shipment, kind: rules.FlagKind, explanation: str,
@@ -75,94 +70,149 @@ def check_first_scans(uow: UnitOfWork, batch: int = 5000, max_batches: int = 200
     return counts
 
 
-_COLS = (Shipment.id, Shipment.order_id, Shipment.merchant_id, Shipment.carrier, Shipment.tracking_number,
-         Shipment.status, Shipment.labelled_at, Shipment.scan_due_at, Shipment.first_scan_at,
-         Shipment.first_scan_lat, Shipment.first_scan_lon, Shipment.warehouse_id)
 _SKIP = (S.VOIDED, S.LABEL_PENDING, S.REROUTED)  # never counted, or waiting for a label: nothing to verify
+_UNCHECKED = Shipment.scan_checked.is_(False)
+_SKIP_SQL = ", ".join(f"'{s.value}'" for s in _SKIP)
+# What the set-based statements need from each database: a stored UTC time as the text records.iso makes
+# of it (datetime.isoformat: no fraction when it is zero), a JSON object, a random event id (UUID v4),
+# and "id among the claimed ids" (one parameter: an array, or a JSON list on SQLite).
+_SQL = {
+    "postgresql": {
+        "iso": "replace(to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00'",
+        "json": "json_build_object", "uuid": "gen_random_uuid()::text", "among": "= ANY(CAST(:ids AS integer[]))"},
+    "sqlite": {  # SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
+        "iso": "replace(substr({c}, 1, 10) || 'T' || substr({c}, 12), '.000000', '') || '+00:00'",
+        "json": "json_object",
+        "uuid": "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
+                "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || "
+                "substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))",
+        "among": "IN (SELECT value FROM json_each(:ids))"}}
+
+
+def _statements(dialect: str) -> dict[str, TextClause]:
+    """The no-first-scan flags, straight from the claimed parcels (the rule of `_first_scan_flag` in SQL: no scan
+    by the deadline, or a first scan after it), the candidates for a far first scan, and the outbox events
+    of new flags: no value per parcel crosses from Python."""
+    q = _SQL[dialect]
+    due, uploaded = q["iso"].format(c="s.scan_due_at"), q["iso"].format(c="s.labelled_at")
+    now = bindparam("now", type_=UTCDateTime())
+    return {
+        "unscanned": text(f"""
+INSERT INTO logistics_flags (shipment_id, order_id, merchant_id, kind, explanation, evidence, status, created_at,
+                             decided_at, decided_by, decision_reason)
+SELECT s.id, s.order_id, s.merchant_id, :kind,
+       substr(s.carrier || ' ' || coalesce(s.tracking_number, '') || ': no carrier scan by ' || {due} ||
+              ' (uploaded ' || coalesce({uploaded}, '?') || ')', 1, 500),
+       {q['json']}('scan_due_at', {due}), :status, :now, NULL, NULL, ''
+FROM logistics_shipments s
+WHERE s.id {q['among']} AND s.status NOT IN ({_SKIP_SQL})
+  AND (s.first_scan_at IS NULL OR s.first_scan_at > s.scan_due_at)
+ON CONFLICT (shipment_id, kind) DO NOTHING RETURNING id, shipment_id, kind, explanation""").bindparams(now),
+        "scanned": text(f"""
+SELECT s.id, s.order_id, s.merchant_id, s.carrier, s.tracking_number, s.warehouse_id, s.first_scan_lat,
+       s.first_scan_lon
+FROM logistics_shipments s
+WHERE s.id {q['among']} AND s.status NOT IN ({_SKIP_SQL}) AND s.warehouse_id IS NOT NULL
+  AND s.first_scan_at IS NOT NULL AND (s.scan_due_at IS NULL OR s.first_scan_at <= s.scan_due_at)"""),
+        "events": text(f"""
+INSERT INTO outbox_events (event_id, type, merchant_id, payload, occurred_at, relayed_at)
+SELECT {q['uuid']}, 'ShipmentFlagged', f.merchant_id,
+       {q['json']}('shipment_id', f.shipment_id, 'order_id', f.order_id, 'kind', f.kind), :now, NULL
+FROM logistics_flags f WHERE f.id {q['among']} ORDER BY f.id""").bindparams(now)}
+
+
+_STATEMENTS = {dialect: _statements(dialect) for dialect in _SQL}
+
+
+def _ids(dialect: str, ids: list[int]) -> Any:
+    return ids if dialect == "postgresql" else json.dumps(ids, separators=(",", ":"))
+
+
+def _claim(uow: UnitOfWork, ready: Any, order: Any, batch: int) -> list[int]:
+    """Mark up to `batch` unchecked parcels checked, in one conditional UPDATE; their ids. What one
+    transaction claimed no other can (the guard is re-read after the row lock; on PostgreSQL a second
+    worker skips the locked rows and claims the next ones instead of waiting)."""
+    pick = select(Shipment.id).where(_UNCHECKED, ready).order_by(order).limit(batch).with_for_update(skip_locked=True)
+    return list(uow.conn.scalars(update(Shipment).where(Shipment.id.in_(pick), _UNCHECKED)
+                                 .values(scan_checked=True).returning(Shipment.id)))
 
 
 @retry_on_deadlock
 def _check_batch(uow: UnitOfWork, batch: int, counts: dict[str, int]) -> int:
     with uow:
-        policy = current_policy(uow)
-        unchecked = Shipment.scan_checked.is_(False)
-        due = list(uow.conn.execute(select(*_COLS).where(unchecked, Shipment.scan_due_at <= uow.now)
-                                    .order_by(Shipment.scan_due_at).limit(batch)))
-        scanned = list(uow.conn.execute(select(*_COLS).where(unchecked, Shipment.first_scan_at.is_not(None))
-                                        .limit(batch)))
-        unique = list({r.id: r for r in due + scanned}.values())
-        homes = {r.warehouse_id for r in unique if r.warehouse_id is not None}
-        places = {w.id: (w.lat, w.lon) for w in uow.conn.execute(
-            select(Warehouse.id, Warehouse.lat, Warehouse.lon).where(Warehouse.id.in_(homes)))} if homes else {}
-        for i in range(0, len(unique), 500):
-            uow.session.execute(update(Shipment).where(Shipment.id.in_([r.id for r in unique[i:i + 500]]))
-                                .values(scan_checked=True))
-        found = [f for f in (_first_scan_flag(r, places, policy) for r in unique if r.status not in _SKIP) if f]
-        flagged = _raise_flags(uow, found)
+        due = _claim(uow, Shipment.scan_due_at <= uow.now, Shipment.scan_due_at, batch)
+        scanned = _claim(uow, Shipment.first_scan_at.is_not(None), Shipment.first_scan_at, batch)
+        claimed = due + scanned
+        dialect = uow.conn.dialect.name
+        sql, ids = _STATEMENTS[dialect], _ids(dialect, claimed)
+        new: list[Any] = []
+        if claimed:
+            new = list(uow.conn.execute(sql["unscanned"], {
+                "ids": ids, "kind": rules.FlagKind.NO_FIRST_SCAN.value, "status": rules.FlagStatus.OPEN.value,
+                "now": uow.now}))
+            far = list(uow.conn.execute(sql["scanned"], {"ids": ids}))
+            if far:
+                new += _raise_far_flags(uow, far)
+        _announce(uow, new)
         uow.commit()
-        counts["checked"] += len(unique)  # counted once committed: a retried batch is not counted twice
-        counts["flagged"] += flagged
+        counts["checked"] += len(claimed)  # counted once committed: a retried batch is not counted twice
+        counts["flagged"] += len(new)
         return max(len(due), len(scanned))
 
 
-def _first_scan_flag(r: Any, places: dict[int, tuple[float | None, float | None]], policy: rules.LogisticsPolicy
-                     ) -> dict[str, Any] | None:
-    """The flag one checked shipment deserves, as a row (None: nothing suspicious)."""
-    base = {"shipment_id": r.id, "order_id": r.order_id, "merchant_id": r.merchant_id}
-    if r.first_scan_at is None or (r.scan_due_at is not None and r.first_scan_at > r.scan_due_at):
-        return {**base, "kind": rules.FlagKind.NO_FIRST_SCAN.value,
-                "explanation": f"{r.carrier} {r.tracking_number}: no carrier scan by {records.iso(r.scan_due_at)} "
-                               f"(uploaded {records.iso(r.labelled_at)})",
-                "evidence": {"scan_due_at": records.iso(r.scan_due_at)}}
-    home = places.get(r.warehouse_id) if r.warehouse_id is not None else None
+def _raise_far_flags(uow: UnitOfWork, scanned: list[Any]) -> list[Any]:
+    """Inside an open unit of work: the parcels first scanned too far from their warehouse (the distance
+    is a rule: Python, for the few scanned parcels with a known warehouse), flagged once per (shipment,
+    kind) in one INSERT … ON CONFLICT DO NOTHING RETURNING (PostgreSQL: one `jsonb_to_recordset` parameter)."""
+    policy = current_policy(uow)
+    homes = {r.warehouse_id for r in scanned}
+    places = {w.id: (w.lat, w.lon) for w in uow.conn.execute(
+        select(Warehouse.id, Warehouse.lat, Warehouse.lon).where(Warehouse.id.in_(homes)))}
+    found = [f for f in (_far_flag(r, places, policy) for r in scanned) if f]
+    if not found:
+        return []
+    if uow.conn.dialect.name == "postgresql":
+        # one JSON parameter read by jsonb_to_recordset: psycopg re-parses a VALUES list of thousands of
+        # placeholders on every call (measured: most of the tick's time), as for carrier events
+        return list(uow.conn.execute(_PG_FLAGS, {
+            "rows": json.dumps(found, separators=(",", ":")), "status": rules.FlagStatus.OPEN.value, "now": uow.now}))
+    t: Any = Flag.__table__
+    stmt = upsertable_insert(uow.conn.dialect.name, t).on_conflict_do_nothing(
+        index_elements=["shipment_id", "kind"]).returning(t.c.id, t.c.shipment_id, t.c.kind, t.c.explanation)
+    return list(uow.conn.execute(stmt, [{**f, "status": rules.FlagStatus.OPEN.value, "created_at": uow.now,
+                                         "decided_at": None, "decided_by": None, "decision_reason": ""}
+                                        for f in found]))
+
+
+def _far_flag(r: Any, places: dict[int, tuple[float | None, float | None]], policy: rules.LogisticsPolicy
+              ) -> dict[str, Any] | None:
+    """The far-first-scan flag one scanned parcel deserves, as a row (None: nothing suspicious)."""
+    home = places.get(r.warehouse_id)
     scan = (r.first_scan_lat, r.first_scan_lon) if r.first_scan_lat is not None else None
     km = rules.far_first_scan(home if home and home[0] is not None else None,  # type: ignore[arg-type]
                               scan, policy)
     if km is None:
         return None
-    return {**base, "kind": rules.FlagKind.FAR_FIRST_SCAN.value,
+    return {"shipment_id": r.id, "order_id": r.order_id, "merchant_id": r.merchant_id,
+            "kind": rules.FlagKind.FAR_FIRST_SCAN.value,
             "explanation": f"{r.carrier} {r.tracking_number}: first scan {km} km from the ship-from warehouse "
-                           f"(more than {policy.far_first_scan_km} km)",
+                           f"(more than {policy.far_first_scan_km} km)"[:500],
             "evidence": {"km": km, "warehouse_id": r.warehouse_id}}
 
 
-def _raise_flags(uow: UnitOfWork, found: list[dict[str, Any]]) -> int:
-    """Inside an open unit of work: many flags at once, each once per (shipment, kind): one multi-row
-    INSERT … ON CONFLICT DO NOTHING RETURNING, the outbox rows of the new ones in one INSERT, and one
-    digest per ops account (not one notice per parcel: a carrier's bad day can flag thousands)."""
-    if not found:
-        return 0
-    if uow.conn.dialect.name == "postgresql":
-        # one JSON parameter read by jsonb_to_recordset: psycopg re-parses a VALUES list of thousands of
-        # placeholders on every call (measured: most of the tick's time), as for carrier events
-        rows = [{**f, "explanation": f["explanation"][:500]} for f in found]
-        new = {(sid, kind) for sid, kind in uow.conn.execute(_PG_FLAGS, {
-            "rows": json.dumps(rows, separators=(",", ":")), "status": rules.FlagStatus.OPEN.value, "now": uow.now})}
-    else:
-        t: Any = Flag.__table__
-        stmt = upsertable_insert(uow.conn.dialect.name, t).on_conflict_do_nothing(
-            index_elements=["shipment_id", "kind"]).returning(t.c.shipment_id, t.c.kind)
-        new = {(sid, kind) for sid, kind in uow.conn.execute(stmt, [
-            {**f, "explanation": f["explanation"][:500], "status": rules.FlagStatus.OPEN.value, "created_at": uow.now,
-             "decided_at": None, "decided_by": None, "decision_reason": ""} for f in found])}
-    fresh = [f for f in found if (f["shipment_id"], f["kind"]) in new]
-    if not fresh:
-        return 0
-    events = [event_row("ShipmentFlagged", {"shipment_id": f["shipment_id"], "order_id": f["order_id"],
-                                            "kind": f["kind"]}, uow.now, merchant_id=f["merchant_id"]) for f in fresh]
-    if uow.conn.dialect.name == "postgresql":
-        uow.conn.execute(_PG_OUTBOX, {"rows": json.dumps([{k: e[k] for k in ("event_id", "type", "payload",
-                                                                               "merchant_id")} for e in events],
-                                                         separators=(",", ":")), "now": uow.now})
-    else:
-        uow.conn.execute(_OUTBOX, events)
-    first = fresh[0]
-    title = (f"Suspected fake shipment #{first['shipment_id']} ({first['kind']})" if len(fresh) == 1
-             else f"{len(fresh)} suspected fake shipments to review")
-    notify.notify_ops(uow, "shipment_flagged", title, first["explanation"] if len(fresh) == 1 else
-                      "; ".join(f["explanation"] for f in fresh[:5]) + (" …" if len(fresh) > 5 else ""),
-                      {"shipment_ids": [f["shipment_id"] for f in fresh[:200]], "count": len(fresh)})
-    return len(fresh)
+def _announce(uow: UnitOfWork, new: list[Any]) -> None:
+    """Inside an open unit of work: the new flags' outbox events in one INSERT … SELECT and one digest per
+    ops account (not one notice per parcel: a carrier's bad day can flag thousands)."""
+    if not new:
+        return
+    dialect = uow.conn.dialect.name
+    uow.conn.execute(_STATEMENTS[dialect]["events"], {"ids": _ids(dialect, [f.id for f in new]), "now": uow.now})
+    first = new[0]
+    title = (f"Suspected fake shipment #{first.shipment_id} ({first.kind})" if len(new) == 1
+             else f"{len(new)} suspected fake shipments to review")
+    notify.notify_ops(uow, "shipment_flagged", title, first.explanation if len(new) == 1 else
+                      "; ".join(f.explanation for f in new[:5]) + (" …" if len(new) > 5 else ""),
+                      {"shipment_ids": [f.shipment_id for f in new[:200]], "count": len(new)})
 
 
 def _flag_view(f: Flag) -> dict[str, Any]:
