@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, Field
 
-from tuangou.campaigns import cancelling, lifecycle, pools, rules, service
+from tuangou.campaigns import cancelling, jobs, lifecycle, pools, rules, service
 from tuangou.core.auth import Principal
 from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW, optional_principal
 from tuangou.core.input import Body
@@ -150,6 +150,11 @@ def collect(campaign_id: IdPath, buyer_id: IdPath, p: Auth, uow: UoW) -> dict[st
 @router.get("/campaigns/{campaign_id}/purchase-list", summary="The supplier's purchase list")
 def purchase_list(campaign_id: IdPath, p: Auth, uow: ReadUoW) -> dict[str, Any]:
     return lifecycle.get_purchase_list(uow, p, campaign_id)
+
+
+@router.post("/campaigns/run", summary="Ops run the campaigns tick now (the worker runs it anyway; safe twice)")
+def run_now(_: Ops, request: Request) -> dict[str, Any]:
+    return jobs.run_due(request.app.state.job_context)
 
 
 @router.post("/stock-pools", status_code=201, summary="A stock pool several campaigns sell from")

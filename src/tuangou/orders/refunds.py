@@ -24,9 +24,10 @@ REFUNDS_PAYABLE = "platform:refunds_payable"
 
 
 def owe_refund(uow: InTransaction, order: Order, amount: int, key: str, charge_ref: str, reason: str,
-               source: str = ledger.ESCROW) -> int:
+               source: str = ledger.ESCROW, *, price_adjustment: bool = False) -> int:
     """Book money owed back to the buyer; the refund job pays it out. Once per key: a second call
-    with the same key (a retry, a concurrent request) books nothing and returns 0."""
+    with the same key (a retry, a concurrent request) books nothing and returns 0. A `price_adjustment`
+    (the sale ended up cheaper, e.g. a group-buy's tier) says so in its event: it is no refund in the KPIs."""
     if not insert_ignore(uow.session, Refund.__table__, {
             "key": key, "order_id": order.id, "buyer_id": order.buyer_id, "amount_cents": amount,
             "charge_ref": charge_ref, "reason": reason, "status": rules.RefundStatus.PENDING.value, "attempts": 0,
@@ -34,8 +35,10 @@ def owe_refund(uow: InTransaction, order: Order, amount: int, key: str, charge_r
         return 0
     ledger.post(uow.session, "refund_owed", [(source, -amount), (REFUNDS_PAYABLE, amount)], uow.now,
                 ref=f"order:{order.id}")
-    record_event(uow.session, "RefundOwed", {"order_id": order.id, "amount_cents": amount, "reason": reason},
-                 uow.now, merchant_id=order.merchant_id)
+    payload: dict[str, object] = {"order_id": order.id, "amount_cents": amount, "reason": reason}
+    if price_adjustment:
+        payload["price_adjustment"] = True
+    record_event(uow.session, "RefundOwed", payload, uow.now, merchant_id=order.merchant_id)
     return amount
 
 
@@ -129,7 +132,8 @@ def reprice_in_uow(uow: InTransaction, order_id: int, unit_price_cents: int, key
         Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.ISSUED,
         Voucher.price_cents > unit_price_cents).order_by(Voucher.id).with_for_update()))
     amount = rules.repricing([v.price_cents for v in vouchers], unit_price_cents)
-    if not amount or not owe_refund(uow, order, amount, key, (order.extra or {}).get("charge_ref", ""), reason):
+    if not amount or not owe_refund(uow, order, amount, key, (order.extra or {}).get("charge_ref", ""), reason,
+                                    price_adjustment=True):
         return 0
     uow.session.execute(update(Voucher).where(Voucher.id.in_([v.id for v in vouchers]),
                                               Voucher.status == rules.VoucherStatus.ISSUED)
