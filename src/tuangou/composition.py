@@ -23,16 +23,18 @@ Deals (catalog): monitoring.line_pause_listings and merchants.standing check a p
 (merchants.standing also ranks the listings); capacity.on_publish applies audits and caps once published.
 Capacity: governance.circuit_breaker reacts to a cap below what is sold.
 Over-sales (governance): disputes.oversale_coupon compensates the buyers the breaker moved or refunded.
+Called-off group-buys (campaigns): disputes.cancelled_group_coupon compensates each participant.
 """
 
 from __future__ import annotations
 
 from tuangou.campaigns.participant import CampaignJoin
+from tuangou.campaigns.participants import registry as cancellations
 from tuangou.capacity.participant import CapacityOnPublish
 from tuangou.capacity.participants import registry as capacity
 from tuangou.catalog.participants import DealParticipant
 from tuangou.catalog.participants import registry as deals
-from tuangou.disputes.participant import CouponAtCheckout, CouponForOversale
+from tuangou.disputes.participant import CouponAtCheckout, CouponForCancelledGroup, CouponForOversale
 from tuangou.governance.participant import CircuitBreaker, RedLineWarning
 from tuangou.governance.participants import registry as oversales
 from tuangou.logistics.participant import ShippingClock
@@ -60,4 +62,5 @@ def compose(redis_url: str | None = None, risk: bool = True) -> list[str]:
     deals.install(deal_participants())
     capacity.install([CircuitBreaker()])
     oversales.install([CouponForOversale()])
+    cancellations.install([CouponForCancelledGroup()])
     return registry.names()

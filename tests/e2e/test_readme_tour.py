@@ -43,6 +43,9 @@ def test_readme_tour_runs_as_written(demo_server):
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out
+    # a tiered group: both paid the deal's price, the group formed at its tier, the difference refunded once
+    assert '"status":"formed","price_cents":3900,"final_price_cents":2900' in out
+    assert '{"tier_refund_cents":[1000]}' in out
     # monitoring: a yellow and a red (paused) line, resumed; the probes answer
     assert '"line":"beverage/Beijing","level":"yellow","paused":false' in out
     assert '"line":"bakery/Beijing","level":"red","paused":true' in out

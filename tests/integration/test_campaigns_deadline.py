@@ -138,7 +138,7 @@ def test_a_reservation_paid_after_the_group_failed_is_refunded_at_once(stage):
     # the reservation made 6 minutes ago is still payable; the payment is refunded in the same step
     paid = stage.client.post(f"/api/v1/orders/{late_order['id']}/pay", headers=late_buyer,
                              json={"outcome": "succeed"})
-    assert paid.status_code == 200 and paid.json()["status"] == "refunded"
+    assert paid.status_code == 409 and paid.json()["code"] == "campaign_entry_closed"
     stage.clock.advance(timedelta(minutes=20))
     stage.tick()
     stage.tick()

@@ -120,7 +120,7 @@ def test_payment_arriving_after_entry_closed_is_refunded_not_listed(stage):
     slow_order = join(stage, slow, camp["id"]).json()["order"]
     join_and_pay(stage, stage.buyer(), camp["id"])  # forms and closes entry
     paid = stage.client.post(f"/api/v1/orders/{slow_order['id']}/pay", headers=slow, json={"outcome": "succeed"})
-    assert paid.status_code == 200 and paid.json()["status"] == "refunded"
+    assert paid.status_code == 409 and paid.json()["code"] == "campaign_entry_closed"
     stage.tick("orders")
     assert "refund_done" in [m["kind"] for m in stage.client.get("/api/v1/inbox", headers=slow).json()["items"]]
     with UnitOfWork(stage.db) as uow:

@@ -11,7 +11,7 @@ from tuangou.campaigns import service as campaigns
 from tuangou.campaigns.models import Campaign, CampaignMember, PurchaseList, StockPool
 from tuangou.core import ledger
 from tuangou.core.db import UnitOfWork
-from tuangou.core.errors import DomainError
+from tuangou.core.errors import Conflict, DomainError
 from tuangou.orders import service as orders
 
 from .campaign_stage import fast_buyers, goods_deal, open_campaign, staff
@@ -61,7 +61,12 @@ def test_concurrent_payments_past_the_threshold_emit_exactly_one_purchase_list(a
 
     def pay(pair):
         buyer, order_id = pair
-        view, _ = orders.pay_order(UnitOfWork(stage.db, stage.clock), buyer, order_id, "", stage.gateway, "succeed")
+        try:
+            view, _ = orders.pay_order(UnitOfWork(stage.db, stage.clock), buyer, order_id, "", stage.gateway,
+                                       "succeed")
+        except Conflict as refused:  # a payment after entry closed is given back and answered with a code
+            assert refused.code == "campaign_entry_closed"
+            return "refunded"
         return view.status
 
     with ThreadPoolExecutor(WORKERS) as pool:

@@ -51,6 +51,8 @@ ACCESS: dict[str, str] = {  # route -> actors that get in (observed, reviewed ag
     "GET /api/v1/campaigns/procurement-queue": "mnsx",
     "GET /api/v1/campaigns/{campaign_id}": "",
     "POST /api/v1/campaigns/{campaign_id}/advance": "bomnslx",
+    "POST /api/v1/campaigns/run": "x",
+    "POST /api/v1/campaigns/{campaign_id}/cancel": "bomnslx",
     "POST /api/v1/campaigns/{campaign_id}/cold-chain-booking": "bomnslx",
     "POST /api/v1/campaigns/{campaign_id}/join": "",
     "POST /api/v1/campaigns/{campaign_id}/members/{buyer_id}/collect": "",

@@ -1,4 +1,5 @@
-"""Campaign rules without a database: cut-offs, cold chain, join refusals, pools, purchase lists."""
+"""Campaign rules without a database: cut-offs, cold chain, join refusals, pools, purchase lists, tiers and
+calling a group off."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tuangou.campaigns import rules
+from tuangou.orders import rules as order_rules
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -112,3 +114,35 @@ def test_procurement_rank_orders_by_cut_off_first():
     a = rules.procurement_rank(T0 + timedelta(hours=5), T0 + timedelta(hours=1), 2)
     b = rules.procurement_rank(T0 + timedelta(hours=3), T0 + timedelta(hours=9), 1)
     assert sorted([a, b]) == [b, a]
+
+
+@given(st.lists(st.integers(1, 10**6), max_size=20), st.integers(1, 10**6))
+def test_repricing_only_ever_gives_money_back_and_is_what_each_voucher_paid_above(prices, new_price):
+    owed = order_rules.repricing(prices, new_price)
+    assert owed >= 0
+    assert owed == sum(p - new_price for p in prices if p > new_price)
+    assert order_rules.repricing([min(p, new_price) for p in prices], new_price) == 0  # a second pass owes nothing
+
+
+@given(st.sampled_from(list(rules.CampaignStatus)), st.sampled_from(["merchant", "supplier", "ops", "leader", "buyer"]),
+       st.sampled_from(["", "  ", "the harvest failed"]))
+def test_only_owners_call_off_a_formed_undelivered_group_with_a_reason(status, role, reason):
+    problem = rules.cancel_problem(status, role, reason)
+    allowed = role in ("merchant", "supplier", "ops") and reason.strip() and status in rules.CANCELLABLE
+    assert (problem is None) == bool(allowed)
+    if role in ("leader", "buyer"):
+        assert problem is not None and problem[0] == "cancel_not_allowed"
+
+
+def test_the_responsible_party_is_who_calls_off_or_whom_ops_name():
+    assert rules.responsible_party("supplier", None, True) == (rules.Party.SUPPLIER, "")
+    assert rules.responsible_party("merchant", None, False) == (rules.Party.MERCHANT, "")
+    assert rules.responsible_party("merchant", "supplier", True)[0] is None  # no blaming on another's account
+    assert rules.responsible_party("ops", None, True)[0] is None
+    assert rules.responsible_party("ops", "supplier", False)[0] is None  # no supplier to blame
+    assert rules.responsible_party("ops", "merchant", True) == (rules.Party.MERCHANT, "")
+
+
+def test_cold_chain_goods_ship_only_with_booked_transport():
+    assert rules.shipping_problem(True, False) == ("cold_chain_unbooked", "book the cold-chain transport before shipping")
+    assert rules.shipping_problem(True, True) is None and rules.shipping_problem(False, False) is None

@@ -71,3 +71,11 @@ def test_policy_problems_name_unknown_kpis_and_bad_levels():
     assert rules.policy_problems(POLICY) == []
     bad = MonitoringPolicy(targets={"happiness": 1.0}, yellow_percent=40, orange_percent=30)
     assert len(rules.policy_problems(bad)) == 2
+
+
+def test_a_price_adjustment_makes_the_sale_cheaper_and_is_no_refund():
+    # a group-buy's tier refund is the sale ending up cheaper: it lowers what was paid, not the refund rate
+    adjusted = rules.fold("RefundOwed", {"amount_cents": 1000, "price_adjustment": True})
+    refunded = rules.fold("RefundOwed", {"amount_cents": 1000})
+    assert adjusted is not None and (adjusted.paid_cents, adjusted.refunded_cents) == (-1000, 0)
+    assert refunded is not None and (refunded.paid_cents, refunded.refunded_cents) == (0, 1000)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, Field
 
-from tuangou.campaigns import lifecycle, pools, rules, service
+from tuangou.campaigns import cancelling, jobs, lifecycle, pools, rules, service
 from tuangou.core.auth import Principal
 from tuangou.core.http import MAX_ID, Auth, Buyer, IdPath, Merchant, Ops, ReadUoW, UoW, optional_principal
 from tuangou.core.input import Body
@@ -45,6 +45,12 @@ class Advance(Body):
     reason: str = Field(default="", max_length=500)
 
 
+class Cancel(Body):
+    reason: str = Field(max_length=500, description="why the group cannot be delivered (required)")
+    responsible: Literal["supplier", "merchant"] | None = Field(
+        default=None, description="who answers for it; ops must name it, a merchant or supplier is itself")
+
+
 class ColdChainBooking(Body):
     reference: str = Field(min_length=1, max_length=120)
 
@@ -65,6 +71,8 @@ class PolicyChange(Body):
     pool_warn_percents: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(default=None, max_length=5)
     leader_commission_cents: int | None = Field(default=None, ge=0, le=10_000_000)
     stage_sla_hours: dict[Literal["procure", "ship", "deliver", "close"], Annotated[int, Field(ge=1, le=24 * 90)]] | None = None
+    cancel_coupon_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+    cancel_coupon_valid_days: int | None = Field(default=None, ge=1, le=365)
     reason: str = Field(max_length=500)
 
 
@@ -123,6 +131,12 @@ def advance(campaign_id: IdPath, body: Advance, p: Auth, uow: UoW) -> dict[str, 
     return lifecycle.advance_campaign(uow, p, campaign_id, body.to, body.reason)
 
 
+@router.post("/campaigns/{campaign_id}/cancel",
+             summary="Call off a formed group that cannot be delivered: everyone refunded and compensated")
+def cancel(campaign_id: IdPath, body: Cancel, p: Auth, uow: UoW) -> dict[str, Any]:
+    return cancelling.cancel_campaign(uow, p, campaign_id, body.reason, body.responsible)
+
+
 @router.post("/campaigns/{campaign_id}/cold-chain-booking", summary="Record the cold-chain transport booking")
 def cold_chain(campaign_id: IdPath, body: ColdChainBooking, p: Auth, uow: UoW) -> dict[str, Any]:
     return lifecycle.book_cold_chain(uow, p, campaign_id, body.reference)
@@ -136,6 +150,11 @@ def collect(campaign_id: IdPath, buyer_id: IdPath, p: Auth, uow: UoW) -> dict[st
 @router.get("/campaigns/{campaign_id}/purchase-list", summary="The supplier's purchase list")
 def purchase_list(campaign_id: IdPath, p: Auth, uow: ReadUoW) -> dict[str, Any]:
     return lifecycle.get_purchase_list(uow, p, campaign_id)
+
+
+@router.post("/campaigns/run", summary="Ops run the campaigns tick now (the worker runs it anyway; safe twice)")
+def run_now(_: Ops, request: Request) -> dict[str, Any]:
+    return jobs.run_due(request.app.state.job_context)
 
 
 @router.post("/stock-pools", status_code=201, summary="A stock pool several campaigns sell from")

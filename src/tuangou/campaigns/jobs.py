@@ -1,11 +1,12 @@
 """Campaign ticks: lapse abandoned joins, fail groups at their deadline, book and finish their refunds,
-close stay-open groups, alert unbooked cold chains and stages past their SLA. Each step is idempotent; the orders job pays refunds."""
+close stay-open groups, refund the difference to the final price tier, refund and compensate called-off groups,
+alert unbooked cold chains and stages past their SLA. Each step is idempotent; the orders job pays refunds."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tuangou.campaigns import lifecycle
+from tuangou.campaigns import cancelling, lifecycle, tiers
 from tuangou.core.db import UnitOfWork
 from tuangou.core.jobs import JobContext
 
@@ -16,6 +17,8 @@ def run_due(ctx: JobContext) -> dict[str, Any]:
             "failed": lifecycle.fail_expired(uow),
             "refunds_booked": lifecycle.book_failure_refunds(uow),
             "entries_closed": lifecycle.close_due_entries(uow),
+            "tier_refunds": tiers.refund_tier_differences(uow),
+            "cancellation_refunds": cancelling.book_cancellation_refunds(uow),
             "refunded": lifecycle.finish_refunds(uow),
             "cold_chain_alerts": lifecycle.alert_cold_chain(uow),
             "overdue_stages": lifecycle.alert_overdue_stages(uow)}

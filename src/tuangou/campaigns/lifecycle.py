@@ -217,9 +217,16 @@ def advance_campaign(uow: UnitOfWork, actor: Principal, campaign_id: int, target
         if actor.role == Role.OPS and not reason.strip():
             raise ValidationFailed("a reason is required", code="reason_required")
         stage = rules.STAGES[S(target)]
-        moved = uow.session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == stage.source)
+        guard = [Campaign.id == campaign_id, Campaign.status == stage.source]
+        if target == S.SHIPPING:  # cold-chain goods wait for their booked transport (B3), checked in the UPDATE
+            guard.append(or_(Campaign.cold_chain.is_(False), Campaign.cold_chain_booked_at.is_not(None)))
+        moved = uow.session.execute(update(Campaign).where(*guard)
                                     .values(status=target, **{STAGE_COLUMN[S(target)]: uow.now})).rowcount  # type: ignore[attr-defined]
         if not moved:
+            uow.session.refresh(camp)
+            unbooked = rules.shipping_problem(camp.cold_chain, camp.cold_chain_booked_at is not None)
+            if target == S.SHIPPING and camp.status == stage.source and unbooked:
+                raise Conflict(unbooked[1], code=unbooked[0])
             raise Conflict("the campaign moved meanwhile; reload it", code="invalid_transition")
         uow.session.refresh(camp)
         record_event(uow.session, f"Campaign{target.capitalize()}", {"campaign_id": campaign_id}, uow.now,
@@ -336,7 +343,9 @@ def my_participations(uow: UnitOfWork, buyer: Principal) -> list[dict[str, Any]]
             steps = [("joined", m.joined_at), ("paid", m.paid_at), ("group_formed", c.formed_at),
                      ("procured", c.procuring_at), ("shipped", c.shipping_at), ("at_pickup", c.delivered_at),
                      ("collected", m.collected_at)]
-            if c.status in rules.DEAD:
+            if c.status == S.CANCELLED:
+                steps = [*steps[:3], ("group_cancelled", c.cancelled_at), ("refunded", m.ended_at)]
+            elif c.status in rules.DEAD:
                 steps = [*steps[:2], ("group_failed", c.failed_at), ("refunded", c.refunded_at)]
             out.append({"campaign_id": c.id, "title": c.title, "order_id": m.order_id, "status": m.status,
                         "campaign_status": c.status, "pickup_point": c.pickup_point,

@@ -47,6 +47,11 @@ class Campaign(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the unit price the group reached when entry closed (price tiers only): what every member pays in the end
+    final_price_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancel_reason: Mapped[str] = mapped_column(String(500), default="")
+    responsible_party: Mapped[str] = mapped_column(String(16), default="")  # supplier | merchant, when cancelled
 
     __table_args__ = (Index("ix_campaigns_status_deadline", "status", "deadline"),
                       CheckConstraint("joined_count <= max_size", name="joined_within_max"),
@@ -68,6 +73,8 @@ class CampaignMember(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # when the member's price was brought down to the campaign's final tier (the difference refunded)
+    price_settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (UniqueConstraint("campaign_id", "buyer_id"),
                       Index("ix_campaign_members_status", "campaign_id", "status"))

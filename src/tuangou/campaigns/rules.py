@@ -18,6 +18,7 @@ class CampaignStatus(StrEnum):
     CLOSED = "closed"  # done
     FAILED = "failed"  # the deadline passed below the threshold; refunds are being paid
     REFUNDED = "refunded"  # every participant's money is back
+    CANCELLED = "cancelled"  # formed, but could not be delivered: everyone refunded and compensated
 
 
 class MemberStatus(StrEnum):
@@ -28,7 +29,14 @@ class MemberStatus(StrEnum):
 
 
 JOINABLE = (CampaignStatus.OPEN, CampaignStatus.COLLECTING)
-DEAD = (CampaignStatus.FAILED, CampaignStatus.REFUNDED)
+DEAD = (CampaignStatus.FAILED, CampaignStatus.REFUNDED, CampaignStatus.CANCELLED)
+# a formed group can still be called off while the goods have not reached the pick-up point
+CANCELLABLE = (CampaignStatus.FORMED, CampaignStatus.PROCURING, CampaignStatus.SHIPPING)
+
+
+class Party(StrEnum):
+    SUPPLIER = "supplier"  # the supplier cannot deliver what the purchase list asks
+    MERCHANT = "merchant"  # the merchant cannot (or will not) serve the group
 # order statuses that end a membership, by the member's status: an unpaid join whose reservation ended,
 # or a paid one the buyer refunded themselves (the group keeps no place for money it no longer holds)
 ENDED_ORDER: dict[str, tuple[str, ...]] = {MemberStatus.RESERVED: ("expired", "cancelled"),
@@ -62,13 +70,19 @@ class CampaignPolicy:
     leader_commission_cents: int = 500  # per formed group, unless a campaign says otherwise
     stage_sla_hours: dict[str, int] = field(default_factory=lambda: {
         "procure": 24, "ship": 24, "deliver": 24, "close": 72})
+    # a formed group called off: each participant's no-threshold coupon on top of the full refund, advanced
+    # by the platform and recovered from the merchant (the same ¥5 as an over-sold buyer's, SPEC A4)
+    cancel_coupon_cents: int = 500
+    cancel_coupon_valid_days: int = 30
 
     def as_dict(self) -> dict[str, Any]:
         return {"logistics_prep_hours": self.logistics_prep_hours,
                 "cold_chain_lead_hours": self.cold_chain_lead_hours,
                 "pool_warn_percents": list(self.pool_warn_percents),
                 "leader_commission_cents": self.leader_commission_cents,
-                "stage_sla_hours": dict(self.stage_sla_hours)}
+                "stage_sla_hours": dict(self.stage_sla_hours),
+                "cancel_coupon_cents": self.cancel_coupon_cents,
+                "cancel_coupon_valid_days": self.cancel_coupon_valid_days}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CampaignPolicy:
@@ -78,7 +92,9 @@ class CampaignPolicy:
                    tuple(sorted((int(p) for p in data.get("pool_warn_percents", base.pool_warn_percents)),
                                 reverse=True)),
                    int(data.get("leader_commission_cents", base.leader_commission_cents)),
-                   {**base.stage_sla_hours, **{k: int(v) for k, v in data.get("stage_sla_hours", {}).items()}})
+                   {**base.stage_sla_hours, **{k: int(v) for k, v in data.get("stage_sla_hours", {}).items()}},
+                   int(data.get("cancel_coupon_cents", base.cancel_coupon_cents)),
+                   int(data.get("cancel_coupon_valid_days", base.cancel_coupon_valid_days)))
 
 
 def policy_problems(p: CampaignPolicy) -> list[str]:
@@ -93,6 +109,10 @@ def policy_problems(p: CampaignPolicy) -> list[str]:
         problems.append("leader_commission_cents must be >= 0")
     if any(v <= 0 for v in p.stage_sla_hours.values()):
         problems.append("stage_sla_hours must be positive")
+    if not 0 <= p.cancel_coupon_cents <= 10_000_000:
+        problems.append("cancel_coupon_cents must be between 0 and 10000000")
+    if not 1 <= p.cancel_coupon_valid_days <= 365:
+        problems.append("cancel_coupon_valid_days must be between 1 and 365")
     return problems
 
 
@@ -166,6 +186,39 @@ def transition_problem(current: str, target: str, role: str) -> tuple[str, str] 
     if current != stage.source:
         return "invalid_transition", f"the campaign is {current}; {target} follows {stage.source.value}"
     return None
+
+
+def shipping_problem(cold_chain: bool, booked: bool) -> tuple[str, str] | None:
+    """Cold-chain goods do not leave without booked transport (B3): the shipping stage waits for it."""
+    if cold_chain and not booked:
+        return "cold_chain_unbooked", "book the cold-chain transport before shipping"
+    return None
+
+
+def cancel_problem(status: str, role: str, reason: str) -> tuple[str, str] | None:
+    """Why a formed group cannot be called off now by `role` (code, message), or None."""
+    if role not in ("merchant", "supplier", "ops"):
+        return "cancel_not_allowed", "the merchant, the supplier or ops call a group off"
+    if not reason.strip():
+        return "reason_required", "a reason is required"
+    if status not in CANCELLABLE:
+        return "campaign_not_cancellable", (f"the campaign is {status}; only a formed group not yet delivered "
+                                            "can be called off")
+    return None
+
+
+def responsible_party(role: str, named: str | None, has_supplier: bool) -> tuple[Party | None, str]:
+    """Who answers for a cancelled group: the supplier or merchant that calls it off, or whom ops name.
+    Returns (party, problem): a party, or None and why it cannot be decided."""
+    if role in ("merchant", "supplier"):
+        if named not in (None, role):
+            return None, f"a {role} calls a group off on its own account"
+        return Party(role), ""
+    if named not in (Party.SUPPLIER, Party.MERCHANT):
+        return None, "ops name the responsible party: supplier or merchant"
+    if named == Party.SUPPLIER and not has_supplier:
+        return None, "this campaign has no supplier"
+    return Party(named), ""
 
 
 def stage_due(entered_at: datetime | None, status: str, policy: CampaignPolicy) -> datetime | None:

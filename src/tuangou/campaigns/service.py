@@ -212,8 +212,13 @@ def count_paid_member(uow: InTransaction, order_id: int) -> None:
                               .execution_options(populate_existing=True))
     assert camp is not None
     if camp.status in rules.DEAD or camp.entry_closed_at is not None:
-        why = "the group-buy failed" if camp.status in rules.DEAD else "the group closed before your payment"
-        refund_member(uow, camp, member.id, why, expect=M.RESERVED)
+        why = {S.FAILED: "the group-buy failed", S.REFUNDED: "the group-buy failed",
+               S.CANCELLED: "the group-buy was called off"}.get(S(camp.status), "the group closed before your payment")
+        refunded = refund_member_cents(uow, camp, member.id, why, expect=M.RESERVED)
+        if refunded is not None:  # the money goes straight back, and the payer is told why (409)
+            orders.refuse_payment(uow, order_id, "campaign_entry_closed",
+                                  f"group-buy #{camp.id}: entry closed before this payment ({why}); "
+                                  "it is refunded", refunded)
         return
     paid = uow.session.execute(update(CampaignMember).where(CampaignMember.id == member.id,
                                                             CampaignMember.status == M.RESERVED)
@@ -256,6 +261,12 @@ def close_entry(uow: InTransaction, campaign_id: int) -> bool:
         return False
     camp = uow.session.get(Campaign, campaign_id)
     assert camp is not None
+    uow.session.refresh(camp)
+    if camp.price_tiers:  # the tier reached now is the price: members paid the deal's price, the job refunds the rest
+        tiers = [(int(size), int(price)) for size, price in camp.price_tiers]
+        final = rules.tier_price(tiers, camp.paid_count, int(catalog.deal_facts(uow, camp.deal_id)["price_cents"]))
+        uow.session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.final_price_cents.is_(None))
+                            .values(final_price_cents=final))
     members = uow.session.scalars(select(CampaignMember).where(CampaignMember.campaign_id == campaign_id,
                                                                CampaignMember.status == M.PAID))
     lines = rules.purchase_lines([(camp.title, camp.pickup_point, m.quantity) for m in members])
@@ -275,21 +286,27 @@ def close_entry(uow: InTransaction, campaign_id: int) -> bool:
 
 def refund_member(uow: InTransaction, camp: Campaign, member_id: int, why: str, *, expect: M) -> bool:
     """Inside an open unit of work: book the member's full refund once (the orders job pays it out)."""
+    return refund_member_cents(uow, camp, member_id, why, expect=expect) is not None
+
+
+def refund_member_cents(uow: InTransaction, camp: Campaign, member_id: int, why: str, *, expect: M) -> int | None:
+    """refund_member, answering the cents booked back (None: the member had moved on, nothing done)."""
     member = uow.session.get(CampaignMember, member_id)
     assert member is not None
     moved = uow.session.execute(update(CampaignMember).where(CampaignMember.id == member_id,
                                                              CampaignMember.status == expect)
                                 .values(status=M.REFUNDED, ended_at=uow.now)).rowcount  # type: ignore[attr-defined]
     if not moved:
-        return False
+        return None
+    amount = 0
     if orders.order_facts(uow, member.order_id)["status"] == "paid":
-        orders.refund_in_uow(uow, member.order_id, None, f"group-buy #{camp.id}: {why}")
+        amount = orders.refund_in_uow(uow, member.order_id, None, f"group-buy #{camp.id}: {why}")
     if camp.pool_id is not None:
         pools.give_back(uow, camp.pool_id, member.quantity, policy(uow))
     record_event(uow.session, "CampaignRefundBooked", {"campaign_id": camp.id, "order_id": member.order_id,
                                                        "buyer_id": member.buyer_id}, uow.now,
                  merchant_id=camp.merchant_id)
-    return True
+    return amount
 
 
 def _member_buyers(uow: InTransaction, campaign_id: int, status: M) -> list[int]:
@@ -309,7 +326,7 @@ def delivery_at_column(deal_id: Any) -> ColumnElement[Any]:
     return select(c.delivery_at).where(c.deal_id == deal_id).limit(1).scalar_subquery()
 
 
-def campaign_row(uow: UnitOfWork, campaign_id: int) -> Campaign:
+def campaign_row(uow: InTransaction, campaign_id: int) -> Campaign:
     camp = uow.session.get(Campaign, campaign_id)
     if camp is None:
         raise NotFound(f"campaign {campaign_id} not found")
@@ -333,6 +350,7 @@ def view(uow: UnitOfWork, c: Campaign) -> dict[str, Any]:
         "created_at": c.created_at, "formed_at": c.formed_at, "procuring_at": c.procuring_at,
         "shipping_at": c.shipping_at, "delivered_at": c.delivered_at, "closed_at": c.closed_at,
         "failed_at": c.failed_at, "refunded_at": c.refunded_at, "entry_closed_at": c.entry_closed_at,
+        "cancelled_at": c.cancelled_at,
         "cold_chain_booked_at": c.cold_chain_booked_at}.items()}
     due = stage_due(c, pol)
     return {"id": c.id, "merchant_id": c.merchant_id, "deal_id": c.deal_id, "title": c.title,
@@ -341,6 +359,8 @@ def view(uow: UnitOfWork, c: Campaign) -> dict[str, Any]:
             "close_on_threshold": c.close_on_threshold, "status": c.status, "joined_count": c.joined_count,
             "paid_count": c.paid_count, "price_cents": ctx.price_cents, "price_tiers": [list(t) for t in tiers],
             "current_tier_price_cents": rules.tier_price(tiers, c.paid_count, ctx.price_cents),
+            "final_price_cents": c.final_price_cents, "cancel_reason": c.cancel_reason or None,
+            "responsible_party": c.responsible_party or None,
             "leader_commission_cents": c.leader_commission_cents, "cold_chain": c.cold_chain,
             "cold_chain_book_by": rules.cold_chain_book_by(c.delivery_at, pol.cold_chain_lead_hours).isoformat()
             if c.cold_chain else None, "next_stage_due_at": due.isoformat() if due else None,

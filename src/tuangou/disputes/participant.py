@@ -4,6 +4,9 @@ usable again when that order ends unpaid. Orders without a coupon cost nothing."
 
 from __future__ import annotations
 
+from typing import Any
+
+from tuangou.campaigns.participants import CancellationParticipant
 from tuangou.catalog import rules as catalog_rules
 from tuangou.core.db import InTransaction
 from tuangou.disputes import service
@@ -49,3 +52,16 @@ class CouponForOversale(OversaleParticipant):
         service.issue_compensation_coupon(tx, buyer_id=buyer_id, amount_cents=amount_cents, reason=reason, ref=ref,
                                           threshold_cents=0, valid_days=valid_days,
                                           liable_merchant_id=liable_merchant_id)
+
+
+class CouponForCancelledGroup(CancellationParticipant):
+    """A participant of a formed group-buy that was called off gets a no-threshold coupon on top of the
+    refund: the platform pays first and recovers it from the campaign's merchant (B1, A7)."""
+
+    name = "disputes.cancelled_group_coupon"
+
+    def compensate(self, tx: InTransaction, *, buyer_id: int, amount_cents: int, reason: str, ref: str,
+                   valid_days: int, liable_merchant_id: int) -> dict[str, Any] | None:
+        return service.issue_compensation_coupon(tx, buyer_id=buyer_id, amount_cents=amount_cents, reason=reason,
+                                                 ref=ref, threshold_cents=0, valid_days=valid_days,
+                                                 liable_merchant_id=liable_merchant_id)

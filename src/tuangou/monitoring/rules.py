@@ -85,6 +85,8 @@ def fold(event_type: str, payload: Mapping[str, Any]) -> Tally | None:
         t.placed = 1
     elif event_type == "OrderPaid":
         t.paid, t.paid_cents = 1, int(payload.get("amount_cents", 0))
+    elif event_type == "RefundOwed" and payload.get("price_adjustment"):  # the sale was cheaper, not undone
+        t.paid_cents = -int(payload.get("amount_cents", 0))
     elif event_type == "RefundOwed":
         t.refunded_cents = int(payload.get("amount_cents", 0))
     elif event_type == "DisputeOpened":

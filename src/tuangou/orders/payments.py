@@ -77,6 +77,7 @@ def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str,
     if isinstance(step, rules.Refusal):
         raise Conflict(step.message, code=step.code)
     if step == rules.PayStep.ALREADY_PAID:
+        _raise_refused(order_id, snap.extra)
         return _read_view(uow, order_id), {"status": rules.PaymentStatus.SUCCEEDED.value, "replayed": True}
     if step == rules.PayStep.EXPIRE:
         _expire_one(uow, order_id)
@@ -104,7 +105,16 @@ def _read_view(uow: UnitOfWork, order_id: int) -> views.OrderView:
     with reader:
         order = reader.session.get(Order, order_id)
         assert order is not None
+        _raise_refused(order_id, order.extra or {})
         return views.view(reader, order)
+
+
+def _raise_refused(order_id: int, extra: dict[str, Any]) -> None:
+    """A participant gave the payment back (refunds.refuse_payment): the payer hears why, with a stable code."""
+    refusal = extra.get("refused")
+    if refusal:
+        raise Conflict(refusal["message"], code=refusal["code"], order_id=order_id,
+                       refunded_cents=refusal["refunded_cents"])
 
 
 @retry_on_deadlock

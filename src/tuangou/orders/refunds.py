@@ -24,9 +24,10 @@ REFUNDS_PAYABLE = "platform:refunds_payable"
 
 
 def owe_refund(uow: InTransaction, order: Order, amount: int, key: str, charge_ref: str, reason: str,
-               source: str = ledger.ESCROW) -> int:
+               source: str = ledger.ESCROW, *, price_adjustment: bool = False) -> int:
     """Book money owed back to the buyer; the refund job pays it out. Once per key: a second call
-    with the same key (a retry, a concurrent request) books nothing and returns 0."""
+    with the same key (a retry, a concurrent request) books nothing and returns 0. A `price_adjustment`
+    (the sale ended up cheaper, e.g. a group-buy's tier) says so in its event: it is no refund in the KPIs."""
     if not insert_ignore(uow.session, Refund.__table__, {
             "key": key, "order_id": order.id, "buyer_id": order.buyer_id, "amount_cents": amount,
             "charge_ref": charge_ref, "reason": reason, "status": rules.RefundStatus.PENDING.value, "attempts": 0,
@@ -34,8 +35,10 @@ def owe_refund(uow: InTransaction, order: Order, amount: int, key: str, charge_r
         return 0
     ledger.post(uow.session, "refund_owed", [(source, -amount), (REFUNDS_PAYABLE, amount)], uow.now,
                 ref=f"order:{order.id}")
-    record_event(uow.session, "RefundOwed", {"order_id": order.id, "amount_cents": amount, "reason": reason},
-                 uow.now, merchant_id=order.merchant_id)
+    payload: dict[str, object] = {"order_id": order.id, "amount_cents": amount, "reason": reason}
+    if price_adjustment:
+        payload["price_adjustment"] = True
+    record_event(uow.session, "RefundOwed", payload, uow.now, merchant_id=order.merchant_id)
     return amount
 
 
@@ -112,6 +115,42 @@ def refund_in_uow(uow: InTransaction, order: Order | int, codes: list[str] | Non
     notify.notify_user(uow, order.buyer_id, "refund_started", f"Refund of {yuan(amount)} on its way",
                        reason, {"order_id": order.id, "amount_cents": amount})
     return amount
+
+
+def reprice_in_uow(uow: InTransaction, order_id: int, unit_price_cents: int, key: str, reason: str) -> int:
+    """Inside an open unit of work: the order's final unit price fell to `unit_price_cents` (a group-buy's
+    price tier). Its issued vouchers now cost that, and the difference is owed back to the buyer through the
+    refund job, once per `key`: a second call (a rerun, a killed worker's retry) finds nothing cheaper to
+    make and books nothing. Returns the cents owed back (0 when nothing was left to reprice)."""
+    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    if order.status != rules.OrderStatus.PAID:
+        return 0
+    # locked: a voucher redeemed meanwhile would settle the old price to the merchant
+    vouchers = list(uow.session.scalars(select(Voucher).where(
+        Voucher.order_id == order.id, Voucher.status == rules.VoucherStatus.ISSUED,
+        Voucher.price_cents > unit_price_cents).order_by(Voucher.id).with_for_update()))
+    amount = rules.repricing([v.price_cents for v in vouchers], unit_price_cents)
+    if not amount or not owe_refund(uow, order, amount, key, (order.extra or {}).get("charge_ref", ""), reason,
+                                    price_adjustment=True):
+        return 0
+    uow.session.execute(update(Voucher).where(Voucher.id.in_([v.id for v in vouchers]),
+                                              Voucher.status == rules.VoucherStatus.ISSUED)
+                        .values(price_cents=unit_price_cents))
+    notify.notify_user(uow, order.buyer_id, "refund_started", f"Refund of {yuan(amount)} on its way", reason,
+                       {"order_id": order.id, "amount_cents": amount})
+    return amount
+
+
+def refuse_payment(uow: InTransaction, order_id: int, code: str, message: str, refunded_cents: int) -> None:
+    """Inside the paying unit of work: a participant gave back the payment it was just handed (a group-buy
+    whose entry had closed). The payer is answered with this refusal (409 `code`), now and on every retry."""
+    order = uow.session.get(Order, order_id)
+    assert order is not None
+    refusal = {"code": code, "message": message, "refunded_cents": refunded_cents}
+    uow.session.execute(update(Order).where(Order.id == order_id).values(extra={**(order.extra or {}),
+                                                                              "refused": refusal}))
 
 
 def refund_for_dispute(uow: UnitOfWork, order_id: int, reason: str, key: str, source: str) -> dict[str, int]:

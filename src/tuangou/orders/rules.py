@@ -101,6 +101,12 @@ def coupon_share(discount: int, quantity: int, refunded_before: int, refunded_no
     return discount * after // quantity - discount * refunded_before // quantity
 
 
+def repricing(voucher_prices: list[int], new_unit_cents: int) -> int:
+    """Cents owed back when unredeemed vouchers bought at `voucher_prices` end up costing `new_unit_cents`
+    each (a group-buy's final tier): only ever down, never a charge."""
+    return sum(max(0, p - new_unit_cents) for p in voucher_prices)
+
+
 def settled_status(voucher_statuses: list[str]) -> OrderStatus | None:
     """The final status of a paid order once no voucher is still issued, else None."""
     if not voucher_statuses or VoucherStatus.ISSUED in voucher_statuses:

@@ -40,6 +40,8 @@ from tuangou.orders.refunds import (
     refund_for_dispute,
     refund_in_uow,
     refund_vouchers,
+    refuse_payment,
+    reprice_in_uow,
 )
 from tuangou.orders.views import OrderView, end_reservation, own_order, settle, view
 
@@ -235,4 +237,5 @@ def postpone_order_in_uow(uow: InTransaction, order_id: int, new_date: date, new
 __all__ = ["REFUNDS_PAYABLE", "OrderParticipant", "OrderView", "Placing", "cancel_order", "capture",
            "expire_due", "get_order", "list_orders", "lookup_voucher", "owe_extra_refund", "pay_order",
            "place_order", "process_refunds", "reconcile_payments", "record_charge", "redeem_voucher",
-           "refund_for_dispute", "refund_in_uow", "refund_vouchers", "registry"]
+           "refund_for_dispute", "refund_in_uow", "refund_vouchers", "refuse_payment", "registry",
+           "reprice_in_uow"]

@@ -24,7 +24,7 @@ WORDS = [
     # campaigns: statuses and the buyer's progress steps
     N_("collecting"), N_("formed"), N_("procuring"), N_("shipping"), N_("delivered"), N_("closed"),
     N_("joined"), N_("group_formed"), N_("procured"), N_("shipped"), N_("at_pickup"), N_("collected"),
-    N_("group_failed"),
+    N_("group_failed"), N_("group_cancelled"),
     # capacity disruptions
     N_("chef_on_leave"), N_("ingredients_short"), N_("machine_broken"),
     # ops decisions
