@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from tuangou.accounts import service as accounts
+from tuangou.capacity import service as capacity
 from tuangou.catalog import service as catalog
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
@@ -296,7 +297,8 @@ def build_due_report(uow: UnitOfWork) -> str | None:
         violations = uow.session.scalars(select(Violation).where(
             Violation.kind == rules.ViolationKind.OVERSALE, Violation.voided_at.is_(None),
             Violation.recorded_at >= start, Violation.recorded_at < end).order_by(Violation.id))
-        report = rules.case_report(month, [_case(uow, v) for v in violations], policy)
+        # one safe-sales rule: capacity governance owns the ratio the calculator and the caps use (A9)
+        report = rules.case_report(month, [_case(uow, v) for v in violations], capacity.policy(uow).safe_sales_ratio)
         markdown = rules.report_markdown(report)
         if not insert_ignore(uow.session, CaseReport.__table__, {"month": month, "report": report,
                              "markdown": markdown, "created_at": uow.now}, ["month"]):
