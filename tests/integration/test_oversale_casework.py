@@ -67,6 +67,11 @@ def test_the_breaker_books_its_coupon_on_the_merchant_once_and_the_case_report_s
     assert [c["ref"] for c in stage.client.get("/api/v1/recovery-claims", headers=merchant).json()["items"]] == [
         f"coupon:{d['coupons'][0]['id']}", f"coupon:{coupon['id']}"]
     assert_ledger_consistent(stage.db)
+    # and the month so far reads as the report will (neither stored nor sent)
+    so_far = stage.client.get("/api/v1/case-reports/current?format=markdown", headers=merchant).text
+    assert so_far.startswith("# Over-selling cases, 2026-11 (so far)")
+    assert "(over-sold: 2, compensation 20.00 yuan, safe sales 124)" in so_far
+    assert stage.client.get("/api/v1/case-reports", headers=merchant).json()["items"] == []
     # when December 1st comes, the November report is built
     stage.clock.set(DECEMBER_1ST_IN_SHANGHAI)
     assert stage.tick("merchants")["merchants"]["case_report"] == "2026-11"

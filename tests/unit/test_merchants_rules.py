@@ -134,6 +134,8 @@ def test_the_case_report_takes_the_one_safe_sales_ratio_and_keeps_its_buffer():
 def test_previous_month_and_anonymising():
     assert rules.previous_month(date(2026, 12, 1)) == (date(2026, 11, 1), date(2026, 12, 1), "2026-11")
     assert rules.previous_month(date(2027, 1, 15))[2] == "2026-12"
+    assert rules.current_month(date(2026, 12, 31)) == (date(2026, 12, 1), date(2027, 1, 1), "2026-12")
+    assert rules.current_month(date(2027, 1, 31))[1] == date(2027, 2, 1)
     text = rules.anonymise("Berry Farm sold 120 strawberry boxes; buyer x@y.cn complained", ["Berry Farm"])
     assert "Berry" not in text and "x@y.cn" not in text
 

@@ -272,6 +272,13 @@ def previous_month(today: date) -> tuple[date, date, str]:
     return first_prev, first_this, first_prev.strftime("%Y-%m")
 
 
+def current_month(today: date) -> tuple[date, date, str]:
+    """First day, first day of the next month, and the label of `today`'s month."""
+    first = today.replace(day=1)
+    next_first = (first + timedelta(days=32)).replace(day=1)
+    return first, next_first, first.strftime("%Y-%m")
+
+
 def anonymise(text: str, names: list[str]) -> str:
     """Replace merchant, store and buyer names with neutral words."""
     for name in sorted((n for n in names if n.strip()), key=len, reverse=True):
@@ -311,7 +318,7 @@ def case_report(month: str, cases: list[Case], safe_sales_ratio: float) -> dict[
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Over-selling cases, {report['month']}", "",
+    lines = [f"# Over-selling cases, {report['month']}{' (so far)' if report.get('so_far') else ''}", "",
              f"{report['cases']} case(s); compensation paid {report['compensation_cents'] / 100:.2f} yuan.",
              f"Safe sales = {report['safe_sales_rule']}: sell no more than that, keep "
              f"{report.get('safe_sales_buffer_percent', 20)}% for surprises.", ""]
