@@ -6,7 +6,7 @@ Every coupon is a liability of the platform and goes through the ledger:
 - applying one moves the discount into escrow (so the merchant is settled the full price) and gives
   any unused face value back; a percentage coupon is paid from its account at use;
 - a full refund reverses the use exactly, a partial refund returns the coupon's share to its account;
-- an item voucher (compensation in kind, docs/adr/0016) moves its cost from `platform:compensation` to
+- an item voucher (compensation in kind, docs/adr/0006) moves its cost from `platform:compensation` to
   `platform:item_vouchers` and books the same cost as a recovery claim on the merchant that serves it;
   serving it (inkind.py) credits the merchant back, so the merchant pays in kind, never twice.
 `issue`, `apply`, `restore`, `refund_share` run inside the caller's unit of work (through `service.py`);

@@ -4,7 +4,7 @@ Where coupons take money off an order, an item voucher is shown at the merchant,
 and redeems the voucher by its code (like a 团购 voucher). The platform guarantees it: its cost (the tier's
 `side_item_cents`) is posted as a liability and booked at once as a recovery claim on that merchant; serving
 it settles the claim in kind (the merchant's account is credited back: it paid with the dish, not in cash),
-and a voucher that expires or is revoked unused releases both. docs/adr/0016 explains the accounting.
+and a voucher that expires or is revoked unused releases both. docs/adr/0006 explains the accounting.
 """
 
 from __future__ import annotations
