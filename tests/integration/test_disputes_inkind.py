@@ -149,3 +149,22 @@ def test_ops_make_the_severe_tier_give_a_trial_class_and_nonsense_changes_nothin
     assert kinds == [("amount", None, 3000), ("item", "free trial class", 3000)]
     assert d["remedy"]["refund_cents"] == 9900 and d["remedy"]["side_item"] == "free trial class"
     assert merchant_id and assert_ledger_consistent(stage.db)
+
+
+def test_paused_compensation_withdraws_an_unserved_item_voucher_and_its_claim(any_stage):
+    stage = any_stage
+    merchant_id, merchant, _, _, d = _not_today(stage)
+    voucher = d["coupons"][0]
+    # when risk confirms the buyer farms compensation and pauses it
+    from tuangou.disputes import service as disputes
+    with UnitOfWork(stage.db, stage.clock) as uow:
+        assert disputes.pause_compensation(uow, buyer_id=voucher["buyer_id"], reason="farming", ref="case:1") == [
+            voucher["id"]]
+        uow.commit()
+    # then the dish can no longer be served and the merchant owes nothing for it
+    withdrawn = _redeem(stage, merchant, voucher["code"])
+    assert withdrawn.status_code == 409 and withdrawn.json()["code"] == "item_voucher_withdrawn"
+    claims = stage.client.get("/api/v1/recovery-claims", headers=merchant).json()
+    assert [c["status"] for c in claims["items"]] == ["cancelled"] and claims["merchant_balance_cents"] == 0
+    assert_ledger_consistent(stage.db)
+    assert merchant_id

@@ -58,17 +58,40 @@ def _policies_after_0960(url, stored):
         engine.dispose()
 
 
+def _database_urls(tmp_path, name):
+    """A fresh SQLite file, and a fresh PostgreSQL database when one is configured."""
+    yield f"sqlite:///{tmp_path}/{name}.db", lambda: None
+    if PG_URL:
+        yield _fresh_postgres()
+
+
 def test_0960_moves_a_stored_safe_sales_override_to_the_one_owner(tmp_path):
+    for url, drop in _database_urls(tmp_path, "a"):
+        try:
+            _moves_the_override(url)
+        finally:
+            drop()
+
+
+def test_0960_keeps_a_ratio_governance_already_stores(tmp_path):
+    for url, drop in _database_urls(tmp_path, "b"):
+        try:
+            _keeps_governance_ratio(url)
+        finally:
+            drop()
+
+
+def _moves_the_override(url):
     # given ops had set the accountability policy's safe sales to 70% and governance kept the seed ratio
-    after = _policies_after_0960(f"sqlite:///{tmp_path}/a.db", {
+    after = _policies_after_0960(url, {
         "accountability": {"safe_sales_percent": 70, "clean_days": 9}})
     # then governance owns 0.7 and the accountability policy no longer has its own copy
     assert after["governance"] == {"safe_sales_ratio": 0.7}
     assert after["accountability"] == {"clean_days": 9}
 
 
-def test_0960_keeps_a_ratio_governance_already_stores(tmp_path):
-    after = _policies_after_0960(f"sqlite:///{tmp_path}/b.db", {
+def _keeps_governance_ratio(url):
+    after = _policies_after_0960(url, {
         "accountability": {"safe_sales_percent": 70}, "governance": {"safe_sales_ratio": 0.6, "warn_remaining": 5}})
     assert after["governance"] == {"safe_sales_ratio": 0.6, "warn_remaining": 5}
     assert after["accountability"] == {}
