@@ -133,3 +133,21 @@ def test_ops_create_a_group_leader_who_lands_on_the_partner_page(stage):
                                                   "csrf": _csrf(stage, "/console/login")}, follow_redirects=False)
     assert r.headers["location"] == "/console/partner"
     assert "佣金" in stage.client.get("/console/partner").text
+
+
+def test_the_buyer_sees_a_free_side_dish_and_the_merchant_serves_it_from_the_redeem_page(stage):
+    _, merchant = stage.merchant()
+    deal = stage.deal(merchant, stage.store(merchant))
+    buyer = stage.buyer()
+    order = stage.paid_order(buyer, deal)
+    d = stage.client.post("/api/v1/disputes", headers=merchant, json={"order_id": order["id"],
+                                                                      "kind": "cannot_fulfil_today"}).json()
+    code = d["coupons"][0]["code"]
+    _sign_in(stage, "buyer2@test.tuangou")
+    assert "free side dish · 由商家免费提供" in stage.client.get("/console/buyer/me").text
+    _sign_in(stage, "m1@test.tuangou")
+    token = _csrf(stage, "/console/merchant/redeem")
+    r = stage.client.post("/console/merchant/redeem", data={"csrf": token, "code": code})
+    assert r.status_code == 200 and f"已免费提供：free side dish（{code}）" in r.text
+    again = stage.client.post("/console/merchant/redeem", data={"csrf": token, "code": code})
+    assert again.status_code == 409 and "该免费赠品已提供过" in again.text

@@ -40,6 +40,11 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"code":"already_redeemed"' in out
     assert '"code":"forbidden"' in out
     assert "null" not in re.findall(r'\{"id":(\w+),"status"', out)
+    # compensation in kind: a free side dish served once, by its merchant only, its claim recovered in kind
+    assert '"code":"item_voucher_wrong_merchant"' in out and '{"item":"free side dish","status":"used"}' in out
+    assert '"code":"item_voucher_used"' in out and '"amount_cents":1500,"status":"recovered"' in out
+    # the case report of the month so far shows the breaker's over-sale with real figures, never n/a or ¥0
+    assert re.search(r"\(over-sold: [1-9]\d*, compensation 5\.00 yuan, safe sales [1-9]\d*\)", out), out
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tuangou.core import ledger
 from tuangou.core.db import Database, UnitOfWork
-from tuangou.disputes.coupons import COUPONS
+from tuangou.disputes.coupons import COUPONS, ITEM_VOUCHERS
 from tuangou.disputes.models import Coupon, RecoveryClaim
 from tuangou.orders.models import Order, Refund, Voucher
 from tuangou.orders.service import REFUNDS_PAYABLE
@@ -17,7 +17,8 @@ TRACEABLE = ("order", "coupon", "dispute", "stack")
 
 
 def assert_ledger_consistent(db: Database) -> dict[str, int]:
-    """Sum zero; coupon liability = face value of unused fixed coupons; refunds payable = refunds owed;
+    """Sum zero; coupon liability = face value of unused fixed coupons; item vouchers = cost of unserved ones;
+    refunds payable = refunds owed;
     escrow = issued vouchers + coupon value held for unpaid orders; every compensation line has a cause."""
     with UnitOfWork(db) as uow:
         s = uow.session
@@ -26,6 +27,9 @@ def assert_ledger_consistent(db: Database) -> dict[str, int]:
         outstanding = sum(c.value for c in s.scalars(select(Coupon).where(Coupon.kind == "amount",
                                                                           Coupon.status == "available")))
         assert b.get(COUPONS, 0) == outstanding
+        unserved = sum(c.value for c in s.scalars(select(Coupon).where(Coupon.kind == "item",
+                                                                       Coupon.status == "available")))
+        assert b.get(ITEM_VOUCHERS, 0) == unserved
         owed = sum(r.amount_cents for r in s.scalars(select(Refund).where(Refund.status == "pending")))
         assert b.get(REFUNDS_PAYABLE, 0) == owed
         issued = sum(v.price_cents for v in s.scalars(select(Voucher).where(Voucher.status == "issued")))

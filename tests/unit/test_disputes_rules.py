@@ -153,3 +153,35 @@ def test_policy_values_must_have_the_right_type_and_size():
                 {"light_late_minutes": True}, {"tiers": "light"}):
         with pytest.raises((ValueError, TypeError)):
             rules.policy_from_dict(bad)
+
+
+def test_the_medium_tier_compensates_in_kind_with_a_free_side_dish():
+    medium = rules.remedy_for(Tier.MEDIUM, POLICY)
+    assert (medium.side_item, rules.gives_item(medium)) == ("free side dish", True)
+    assert not rules.gives_item(rules.remedy_for(Tier.LIGHT, POLICY))
+    # an old stored policy without item names keeps the seed's name; a cost of 0 means no item at all
+    old = rules.policy_from_dict({"tiers": {"medium": {"side_item_cents": 1500}, "light": {"side_item_cents": 0}}})
+    assert old.tiers[Tier.MEDIUM].side_item == "free side dish"
+    assert not rules.gives_item(rules.policy_from_dict({"tiers": {"medium": {"side_item_cents": 0}}}).tiers[Tier.MEDIUM])
+    with pytest.raises(ValueError):
+        rules.policy_from_dict({"tiers": {"severe": {"side_item": 7}}})
+
+
+def test_an_item_voucher_takes_nothing_off_an_order():
+    terms = rules.CouponTerms(CouponKind.ITEM, 1500, 0, None, NOW + timedelta(days=1), 1)
+    assert rules.coupon_problem(terms, order_cents=5000, merchant_id=1, now=NOW) is not None
+
+
+@given(st.sampled_from([s.value for s in rules.CouponStatus]), st.integers(1, 3), st.integers(1, 3),
+       st.integers(-3, 3))
+def test_item_voucher_refusals_name_the_first_reason_and_only_a_fresh_own_voucher_is_served(status, owner, me,
+                                                                                             days_left):
+    valid_until = NOW + timedelta(days=days_left)
+    refusal = rules.item_voucher_refusal(status=status, voucher_merchant_id=owner, merchant_id=me,
+                                         valid_until=valid_until, now=NOW)
+    servable = owner == me and status == rules.CouponStatus.AVAILABLE and valid_until > NOW
+    assert (refusal is None) == servable
+    if owner != me:
+        assert refusal == rules.ItemVoucherRefusal.WRONG_MERCHANT
+    elif status == rules.CouponStatus.USED:
+        assert refusal == rules.ItemVoucherRefusal.USED

@@ -120,14 +120,22 @@ def test_exam_grading_counts_unanswered_as_wrong():
     assert rules.grade({}, {}, 0).passed is False
 
 
-def test_safe_sales_keeps_a_twenty_percent_buffer():
-    assert rules.safe_sales(50, 10, 80) == 400
-    assert rules.safe_sales(20, 31, 80) == 496
+def test_the_case_report_takes_the_one_safe_sales_ratio_and_keeps_its_buffer():
+    case = rules.Case("fresh", "sold 120 with 100 in store", 20, 10000, 20, 31, 120)
+    seed = rules.case_report("2026-11", [case], 0.8)
+    assert seed["categories"][0]["cases"][0]["safe_sales"] == 496
+    assert "keep 20% for surprises" in rules.report_markdown(seed)
+    halved = rules.case_report("2026-11", [case], 0.5)
+    assert halved["categories"][0]["cases"][0]["safe_sales"] == 310 and halved["safe_sales_rule"].endswith("x 0.5")
+    assert "keep 50% for surprises" in rules.report_markdown(halved)
+    assert "safe_sales_percent" not in AccountabilityPolicy().to_dict()  # one owner: capacity governance
 
 
 def test_previous_month_and_anonymising():
     assert rules.previous_month(date(2026, 12, 1)) == (date(2026, 11, 1), date(2026, 12, 1), "2026-11")
     assert rules.previous_month(date(2027, 1, 15))[2] == "2026-12"
+    assert rules.current_month(date(2026, 12, 31)) == (date(2026, 12, 1), date(2027, 1, 1), "2026-12")
+    assert rules.current_month(date(2027, 1, 31))[1] == date(2027, 2, 1)
     text = rules.anonymise("Berry Farm sold 120 strawberry boxes; buyer x@y.cn complained", ["Berry Farm"])
     assert "Berry" not in text and "x@y.cn" not in text
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import Field
 
 from tuangou.core.http import Auth, Buyer, Merchant, Ops, ReadUoW, UoW
 from tuangou.core.input import Body
 from tuangou.core.ratelimit import request_address
-from tuangou.disputes import coupons, policy, rules, service, stacking, tickets
+from tuangou.disputes import coupons, inkind, policy, rules, service, stacking, tickets
 from tuangou.orders import signals
 
 router = APIRouter(prefix="/api/v1", tags=["disputes"])
@@ -191,6 +191,12 @@ def grant_coupon(body: NewCoupon, p: Ops, uow: UoW,
                                 origin=body.origin, reason=body.reason, idempotency_key=idempotency_key or "",
                                 threshold_cents=body.threshold_cents, valid_days=body.valid_days,
                                 cap_cents=body.cap_cents)
+
+
+@router.post("/item-vouchers/{code}/redeem",
+             summary="The merchant serves a free item (compensation in kind) and redeems its voucher, once")
+def redeem_item_voucher(code: Annotated[str, Path(max_length=40)], p: Merchant, uow: UoW) -> dict[str, Any]:
+    return inkind.redeem_item_voucher(uow, p, code)
 
 
 @router.get("/recovery-claims", summary="What the platform paid first and recovers from merchants")

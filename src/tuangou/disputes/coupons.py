@@ -5,7 +5,10 @@ Every coupon is a liability of the platform and goes through the ledger:
   to `platform:coupons` (the liability);
 - applying one moves the discount into escrow (so the merchant is settled the full price) and gives
   any unused face value back; a percentage coupon is paid from its account at use;
-- a full refund reverses the use exactly, a partial refund returns the coupon's share to its account.
+- a full refund reverses the use exactly, a partial refund returns the coupon's share to its account;
+- an item voucher (compensation in kind, docs/adr/0006) moves its cost from `platform:compensation` to
+  `platform:item_vouchers` and books the same cost as a recovery claim on the merchant that serves it;
+  serving it (inkind.py) credits the merchant back, so the merchant pays in kind, never twice.
 `issue`, `apply`, `restore`, `refund_share` run inside the caller's unit of work (through `service.py`);
 `list_coupons` and `grant_coupon` are use cases of their own.
 """
@@ -32,6 +35,7 @@ from tuangou.orders import rules as order_rules
 
 COUPONS = "platform:coupons"  # face value of fixed coupons issued and not yet used
 MARKETING = "platform:marketing"  # pays for promotion coupons
+ITEM_VOUCHERS = "platform:item_vouchers"  # cost of item vouchers issued and not yet served (in kind)
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -42,20 +46,22 @@ def _account(origin: str) -> str:
 def coupon_view(c: Coupon) -> dict[str, Any]:
     return {"id": c.id, "code": c.code, "buyer_id": c.buyer_id, "kind": c.kind, "value": c.value,
             "cap_cents": c.cap_cents, "threshold_cents": c.threshold_cents, "origin": c.origin,
-            "merchant_id": c.merchant_id, "reason": c.reason, "ref": c.ref, "status": c.status,
+            "merchant_id": c.merchant_id, "item": c.item, "reason": c.reason, "ref": c.ref, "status": c.status,
             "order_id": c.order_id, "discount_cents": c.discount_cents, "valid_until": c.valid_until.isoformat(),
             "issued_at": c.issued_at.isoformat()}
 
 
 def issue(uow: InTransaction, *, buyer_id: int, kind: str, value: int, reason: str, ref: str, origin: str,
           threshold_cents: int = 0, valid_days: int = 30, cap_cents: int | None = None,
-          merchant_id: int | None = None, liable_merchant_id: int | None = None) -> dict[str, Any]:
-    """Inside an open unit of work: give a buyer a coupon, once per (ref, buyer, kind)."""
+          merchant_id: int | None = None, liable_merchant_id: int | None = None, item: str | None = None
+          ) -> dict[str, Any]:
+    """Inside an open unit of work: give a buyer a coupon, once per (ref, buyer, kind). An item voucher
+    (kind `item`) names the `item` and is served at `merchant_id`; its `value` is the item's cost."""
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
     inserted = insert_ignore(uow.session, Coupon.__table__, {
         "code": code, "buyer_id": buyer_id, "kind": kind, "value": value, "cap_cents": cap_cents,
         "threshold_cents": threshold_cents, "origin": origin, "merchant_id": merchant_id,
-        "liable_merchant_id": liable_merchant_id, "reason": reason[:200], "ref": ref,
+        "liable_merchant_id": liable_merchant_id, "reason": reason[:200], "item": item, "ref": ref,
         "status": rules.CouponStatus.AVAILABLE, "order_id": None, "discount_cents": 0,
         "valid_until": uow.now + timedelta(days=valid_days), "issued_at": uow.now, "used_at": None},
         ["ref", "buyer_id", "kind"])
@@ -66,11 +72,22 @@ def issue(uow: InTransaction, *, buyer_id: int, kind: str, value: int, reason: s
         if kind == rules.CouponKind.AMOUNT:
             ledger.post(uow.session, "coupon_issued", [(_account(origin), -value), (COUPONS, value)], uow.now,
                         ref=f"coupon:{coupon.id}")
+        elif kind == rules.CouponKind.ITEM:
+            ledger.post(uow.session, "item_voucher_issued", [(_account(origin), -value), (ITEM_VOUCHERS, value)],
+                        uow.now, ref=f"coupon:{coupon.id}")
         record_event(uow.session, "CouponIssued", {"coupon_id": coupon.id, "buyer_id": buyer_id, "kind": kind,
-                                                   "value": value, "origin": origin, "ref": ref}, uow.now)
-        what = f"¥{value // 100} off" if kind == rules.CouponKind.AMOUNT else f"{value // 100}% off"
-        notify.notify_user(uow, buyer_id, "coupon_issued", f"A {what} coupon for you", reason,
-                           {"coupon_id": coupon.id, "code": coupon.code})
+                                                   "value": value, "origin": origin, "ref": ref, "item": item},
+                     uow.now)
+        if kind == rules.CouponKind.ITEM:
+            notify.notify_user(uow, buyer_id, "item_voucher_issued", f"{item or 'A free item'} for you",
+                               f"{reason}. Show code {coupon.code} at the merchant; it serves it once, "
+                               f"until {coupon.valid_until.date().isoformat()}.",
+                               {"coupon_id": coupon.id, "code": coupon.code, "item": item,
+                                "merchant_id": merchant_id})
+        else:
+            what = f"¥{value // 100} off" if kind == rules.CouponKind.AMOUNT else f"{value // 100}% off"
+            notify.notify_user(uow, buyer_id, "coupon_issued", f"A {what} coupon for you", reason,
+                               {"coupon_id": coupon.id, "code": coupon.code})
     return {**coupon_view(coupon), "created": bool(inserted)}
 
 
@@ -125,13 +142,7 @@ def restore(uow: InTransaction, order_id: int) -> int:
         return 0
     ledger.post(uow.session, "coupon_restored", [(a, -x) for a, x in _use_lines(c, discount)], uow.now,
                 ref=f"order:{order_id}")
-    claim = uow.session.scalar(select(RecoveryClaim).where(RecoveryClaim.ref == f"coupon:{c.id}:order:{order_id}",
-                                                           RecoveryClaim.status == rules.RecoveryStatus.OPEN))
-    if claim is not None:
-        claim.status = rules.RecoveryStatus.CANCELLED
-        ledger.post(uow.session, "recovery_cancelled", [(ledger.merchant_account(claim.merchant_id), claim.amount_cents),
-                                                        (ledger.COMPENSATION, -claim.amount_cents)], uow.now,
-                    ref=claim.ref)
+    cancel_recovery(uow, f"coupon:{c.id}:order:{order_id}")
     notify.notify_user(uow, c.buyer_id, "coupon_restored", "Your coupon is back", "",
                        {"coupon_id": c.id, "code": c.code})
     return discount
@@ -166,6 +177,32 @@ def revoke_if_unused(uow: UnitOfWork, coupon_id: int) -> bool:
     if moved and c.kind == rules.CouponKind.AMOUNT:
         ledger.post(uow.session, "coupon_revoked", [(COUPONS, -c.value), (_account(c.origin), c.value)], uow.now,
                     ref=f"coupon:{c.id}")
+    if moved and c.kind == rules.CouponKind.ITEM:
+        release_item(uow, c, "item_voucher_revoked")
+    return bool(moved)
+
+
+def release_item(uow: InTransaction, c: Coupon, kind: str) -> None:
+    """Inside an open unit of work, after the item voucher left `available` without being served
+    (revoked, expired): its cost goes back to the platform and the merchant owes nothing for it."""
+    ledger.post(uow.session, kind, [(ITEM_VOUCHERS, -c.value), (_account(c.origin), c.value)], uow.now,
+                ref=f"coupon:{c.id}")
+    # settlements may have marked the claim recovered meanwhile; the item was still never served
+    cancel_recovery(uow, f"coupon:{c.id}", (rules.RecoveryStatus.OPEN, rules.RecoveryStatus.RECOVERED))
+
+
+def cancel_recovery(uow: InTransaction, ref: str, statuses: tuple[str, ...] = (rules.RecoveryStatus.OPEN,)) -> bool:
+    """Inside an open unit of work: reverse the claim booked under `ref` while it is in `statuses` (once)."""
+    claim = uow.session.scalar(select(RecoveryClaim).where(RecoveryClaim.ref == ref))
+    if claim is None:
+        return False
+    moved = uow.session.execute(update(RecoveryClaim).where(
+        RecoveryClaim.id == claim.id, RecoveryClaim.status.in_(statuses)).values(
+        status=rules.RecoveryStatus.CANCELLED)).rowcount  # type: ignore[attr-defined]
+    if moved:
+        ledger.post(uow.session, "recovery_cancelled", [(ledger.merchant_account(claim.merchant_id), claim.amount_cents),
+                                                        (ledger.COMPENSATION, -claim.amount_cents)], uow.now,
+                    ref=claim.ref)
     return bool(moved)
 
 

@@ -69,6 +69,8 @@ class Coupon(Base):
     merchant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # only valid there when set
     liable_merchant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # who repays it
     reason: Mapped[str] = mapped_column(String(200), default="")
+    # kind "item" only: what the merchant serves for free (value is its cost in cents)
+    item: Mapped[str | None] = mapped_column(String(100), nullable=True)
     ref: Mapped[str] = mapped_column(String(64))  # what caused it: dispute:7, oversale:12, stack:3
     status: Mapped[str] = mapped_column(String(16))
     order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -66,6 +66,7 @@ def sources_of(action: DisputeAction) -> list[str]:
 class CouponKind(StrEnum):
     AMOUNT = "amount"  # a fixed number of cents off
     PERCENT = "percent"  # basis points off the order amount
+    ITEM = "item"  # compensation in kind: a free item (side dish, trial class) the merchant serves; redeemed by code
 
 
 class CouponOrigin(StrEnum):
@@ -77,11 +78,13 @@ class CouponStatus(StrEnum):
     AVAILABLE = "available"  # may be applied at checkout
     USED = "used"  # applied to an order
     REVOKED = "revoked"  # replaced (e.g. by a stacked package) before it was used
+    EXPIRED = "expired"  # an item voucher whose date passed unused: nothing was served, nothing is owed
 
 
 class RecoveryStatus(StrEnum):
     OPEN = "open"  # booked against the merchant's account; not yet covered by its settlements
-    RECOVERED = "recovered"  # the merchant's settlements brought its account back to zero or above
+    RECOVERED = "recovered"  # the merchant's settlements brought its account back to zero or above, or it
+    # served the item voucher the claim stood for (recovered in kind)
     CANCELLED = "cancelled"  # reversed (the coupon it paid for was given back unused)
 
 
@@ -96,12 +99,16 @@ class TierRemedy:
     refund: bool  # the order is refunded in full (issued vouchers) or made free (redeemed ones)
     coupon_cents: int  # compensation coupon, no threshold
     rebook_days: int = 0  # the merchant must serve the buyer within this many days
-    side_item_cents: int = 0  # a coupon for a free side item at the same merchant
+    # compensation in kind: an item voucher for `side_item` (a free side dish, a trial class) at the same
+    # merchant, which serves it; `side_item_cents` is its cost, booked against that merchant. Empty or 0: none.
+    side_item: str = ""
+    side_item_cents: int = 0
 
 
 def _default_tiers() -> dict[str, TierRemedy]:
     return {Tier.LIGHT: TierRemedy(refund=True, coupon_cents=1000),
-            Tier.MEDIUM: TierRemedy(refund=False, coupon_cents=0, rebook_days=3, side_item_cents=1500),
+            Tier.MEDIUM: TierRemedy(refund=False, coupon_cents=0, rebook_days=3, side_item="free side dish",
+                                    side_item_cents=1500),
             Tier.SEVERE: TierRemedy(refund=True, coupon_cents=3000)}
 
 
@@ -169,6 +176,10 @@ def _remedy_field(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("refund must be true or false")
         return value
+    if name == "side_item":
+        if not isinstance(value, str) or len(value.strip()) > MAX_ITEM_NAME:
+            raise ValueError(f"side_item must be a name of at most {MAX_ITEM_NAME} characters")
+        return value.strip()
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer")
     return value
@@ -176,6 +187,7 @@ def _remedy_field(name: str, value: Any) -> Any:
 
 MAX_CENTS = 10_000_000  # ¥100,000: no remedy is larger; keeps every amount inside a database integer
 MAX_MINUTES = 60 * 24 * 30
+MAX_ITEM_NAME = 100
 
 
 def policy_problem(p: DisputePolicy) -> str | None:
@@ -212,6 +224,11 @@ def remedy_for(tier: str, policy: DisputePolicy) -> TierRemedy:
     return policy.tiers[Tier(tier)]
 
 
+def gives_item(remedy: TierRemedy) -> bool:
+    """A tier compensates in kind when it names an item and gives it a cost."""
+    return bool(remedy.side_item) and remedy.side_item_cents > 0
+
+
 def respond_by(opened_at: datetime, policy: DisputePolicy) -> datetime:
     return opened_at + timedelta(minutes=policy.respond_within_minutes)
 
@@ -230,6 +247,8 @@ class CouponTerms:
 
 def coupon_problem(terms: CouponTerms, *, order_cents: int, merchant_id: int, now: datetime) -> str | None:
     """Why this coupon cannot be applied to this order, or None."""
+    if terms.kind == CouponKind.ITEM:
+        return "an item voucher is shown at the merchant, which serves the item; it takes nothing off an order"
     if now >= terms.valid_until:
         return "coupon expired"
     if terms.merchant_id is not None and terms.merchant_id != merchant_id:
@@ -248,6 +267,29 @@ def coupon_discount(terms: CouponTerms, order_cents: int) -> int:
     else:
         off = terms.value
     return max(0, min(off, order_cents))
+
+
+class ItemVoucherRefusal(StrEnum):
+    """Why a merchant cannot redeem an item voucher (the stable problem codes)."""
+
+    WRONG_MERCHANT = "item_voucher_wrong_merchant"  # it is served by another merchant
+    USED = "item_voucher_used"  # already served
+    EXPIRED = "item_voucher_expired"  # its date passed
+    WITHDRAWN = "item_voucher_withdrawn"  # revoked (e.g. compensation paused for abuse)
+
+
+def item_voucher_refusal(*, status: str, voucher_merchant_id: int | None, merchant_id: int, valid_until: datetime,
+                         now: datetime) -> ItemVoucherRefusal | None:
+    """Why `merchant_id` cannot serve this item voucher now, or None: the merchant first, then its state."""
+    if voucher_merchant_id != merchant_id:
+        return ItemVoucherRefusal.WRONG_MERCHANT
+    if status == CouponStatus.USED:
+        return ItemVoucherRefusal.USED
+    if status == CouponStatus.EXPIRED or (status == CouponStatus.AVAILABLE and now >= valid_until):
+        return ItemVoucherRefusal.EXPIRED
+    if status != CouponStatus.AVAILABLE:
+        return ItemVoucherRefusal.WITHDRAWN
+    return None
 
 
 # ---- stacking -----------------------------------------------------------------------------------

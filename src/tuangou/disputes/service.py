@@ -23,7 +23,7 @@ from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
-from tuangou.disputes import coupons, rules
+from tuangou.disputes import coupons, inkind, rules
 from tuangou.disputes.models import CompensationPause, Coupon, Dispute, DisputeEvent, StackRequest
 from tuangou.disputes.policy import current_policy
 from tuangou.governance import service as governance
@@ -272,35 +272,43 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
                                     reason=f"compensation for dispute #{d.id}", ref=f"dispute:{d.id}",
                                     origin=rules.CouponOrigin.COMPENSATION, valid_days=policy.coupon_valid_days,
                                     liable_merchant_id=d.merchant_id))
-    if remedy.side_item_cents:
-        issued.append(coupons.issue(uow, buyer_id=d.buyer_id, kind=rules.CouponKind.AMOUNT,
-                                    value=remedy.side_item_cents, reason=f"a free side item (dispute #{d.id})",
-                                    ref=f"dispute:{d.id}:side", origin=rules.CouponOrigin.COMPENSATION,
-                                    valid_days=policy.coupon_valid_days, merchant_id=d.merchant_id,
-                                    liable_merchant_id=d.merchant_id))
     advanced = refund["advanced_cents"] + sum(c["value"] for c in issued)
     coupons.book_recovery(uow, merchant_id=d.merchant_id, amount=advanced, ref=f"dispute:{d.id}", dispute_id=d.id)
+    in_kind = 0
+    if rules.gives_item(remedy):  # in kind: the merchant serves it; its cost is a claim of its own (inkind.py)
+        issued.append(inkind.issue_item_voucher(uow, buyer_id=d.buyer_id, merchant_id=d.merchant_id,
+                                                item=remedy.side_item, cost_cents=remedy.side_item_cents,
+                                                reason=f"{remedy.side_item} for dispute #{d.id}",
+                                                ref=f"dispute:{d.id}:side", valid_days=policy.coupon_valid_days,
+                                                dispute_id=d.id))
+        in_kind = remedy.side_item_cents
     rebook_until = (uow.now + timedelta(days=remedy.rebook_days)).isoformat() if remedy.rebook_days else None
     d.remedy = {"tier": tier, "refund_cents": refund["escrow_cents"] + refund["advanced_cents"],
-                "coupon_cents": remedy.coupon_cents, "side_item_cents": remedy.side_item_cents,
-                "rebook_until": rebook_until, "recovery_cents": advanced}
+                "coupon_cents": remedy.coupon_cents, "side_item": remedy.side_item if in_kind else "",
+                "side_item_cents": in_kind, "rebook_until": rebook_until, "recovery_cents": advanced}
     if oversale and incident is None:  # no disruption explained it: the declared capacity was not real
         facts = orders.order_facts(uow, d.order_id)
         if facts["service_date"] is not None:
             capacity.record_shortfall(uow, facts["deal_id"], facts["service_date"], f"dispute:{d.id}", actor_id)
     if oversale:
         category = (incident or {}).get("category") or catalog.store_category(uow, d.store_id)
-        merchants.record_violation(uow, merchant_id=d.merchant_id, category=category, kind="oversale",
-                                   ref=(incident or {}).get("ref") or f"dispute:{d.id}",
-                                   reason=f"dispute #{d.id} confirmed as over-selling",
-                                   deal_id=orders.order_facts(uow, d.order_id)["deal_id"],
-                                   details={"compensation_cents": d.remedy["refund_cents"]
-                                            + sum(c["value"] for c in issued)})
+        ref = (incident or {}).get("ref") or f"dispute:{d.id}"
+        paid = d.remedy["refund_cents"] + sum(c["value"] for c in issued)  # in kind included, at its cost
+        order = orders.order_facts(uow, d.order_id)
+        if merchants.record_violation(uow, merchant_id=d.merchant_id, category=category, kind="oversale", ref=ref,
+                                      reason=f"dispute #{d.id} confirmed as over-selling", deal_id=order["deal_id"],
+                                      details={"oversold_units": order["quantity"], "compensation_cents": paid,
+                                               "compensated_by": [f"dispute:{d.id}"]}) is None:  # the breaker recorded the incident: add what this dispute paid
+            merchants.add_violation_compensation(uow, merchant_id=d.merchant_id, kind="oversale", ref=ref,
+                                                 source=f"dispute:{d.id}", cents=paid)
     _log(uow, d, "confirmed", actor_id, role, reason)
     record_event(uow.session, "DisputeConfirmed", {"dispute_id": d.id, "order_id": d.order_id, "tier": tier,
                                                    "oversale": oversale, **d.remedy}, uow.now,
                  merchant_id=d.merchant_id)
-    body = f"Tier {tier}: refund {d.remedy['refund_cents']} cents, coupons {[c['value'] for c in issued]}"
+    body = (f"Tier {tier}: refund {d.remedy['refund_cents']} cents, coupons "
+            f"{[c['value'] for c in issued if c['kind'] != rules.CouponKind.ITEM]}")
+    if in_kind:
+        body += f"; {remedy.side_item} served by the merchant (item voucher)"
     if rebook_until:
         body += f"; the merchant serves you again by {rebook_until}"
     _tell_both(uow, d, "dispute_confirmed", f"Dispute #{d.id} upheld", body)

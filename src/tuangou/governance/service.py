@@ -144,15 +144,20 @@ def trip_circuit_breaker(uow: InTransaction, deal_id: int, key: str, cause: str)
     for order_id in chosen:
         _compensate(uow, incident, facts, paid[order_id], pol)
     ref = f"incident:{incident.id}"
+    view = _incident_view(uow, incident)
+    # the case report (A9) teaches from these figures: the deal, the units over, and what the platform paid
+    # (the coupons; a refund gives the buyer's own money back and is not compensation)
     merchants.record_violation(uow, merchant_id=facts["merchant_id"], category=facts["category"], kind="oversale",
-                               ref=ref, reason=f"{over} unit(s) over the cap on {key}: {cause}")
+                               ref=ref, reason=f"{over} unit(s) over the cap on {key}: {cause}", deal_id=deal_id,
+                               details={"oversold_units": over, "sold": bucket.sold, "bucket": key,
+                                        "compensation_cents": sum(o["coupon_cents"] for o in view["orders"])})
     notify.notify_ops(uow, "oversale_incident", f"Over-sale incident #{incident.id} on deal {deal_id}",
                       f"{over} over the cap on {key}; {len(chosen)} order(s) handled.", {"incident_id": incident.id},
                       "warning")
     record_event(uow.session, "OversaleIncidentRecorded", {"incident_id": incident.id, "deal_id": deal_id,
                                                            "bucket": key, "over": over, "orders": chosen},
                  uow.now, merchant_id=facts["merchant_id"])
-    return _incident_view(uow, incident)
+    return view
 
 
 def _bucket(uow: InTransaction, deal_id: int, key: str) -> catalog_rules.BucketState | None:

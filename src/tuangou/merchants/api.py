@@ -172,6 +172,16 @@ def build_report(_: Ops, uow: UoW) -> dict[str, Any]:
     return {"built": casework.build_due_report(uow)}
 
 
+@router.get("/case-reports/current", response_model=None,
+            summary="The current month's cases so far, built like the monthly report (not stored, not sent)")
+def preview_report(_: Auth, uow: ReadUoW, format: Literal["json", "markdown"] = "json"
+                   ) -> dict[str, Any] | PlainTextResponse:
+    report, markdown = casework.preview_report(uow)
+    if format == "markdown":
+        return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
+    return report
+
+
 @router.get("/case-reports/{month}", response_model=None)
 def get_report(month: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$")], _: Auth, uow: ReadUoW,
                format: Literal["json", "markdown"] = "json") -> dict[str, Any] | PlainTextResponse:

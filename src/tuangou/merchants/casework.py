@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
 from tuangou.accounts import service as accounts
+from tuangou.capacity import service as capacity
 from tuangou.catalog import service as catalog
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
@@ -281,6 +282,15 @@ def _case(uow: UnitOfWork, v: Violation) -> rules.Case:
                       details.get("daily_reception", reception), details.get("activity_days", days), details.get("sold"))
 
 
+def _month_report(uow: UnitOfWork, first: date, next_first: date, month: str, zone: ZoneInfo) -> dict[str, Any]:
+    start, end = (datetime.combine(d, time(0), zone) for d in (first, next_first))
+    violations = uow.session.scalars(select(Violation).where(
+        Violation.kind == rules.ViolationKind.OVERSALE, Violation.voided_at.is_(None),
+        Violation.recorded_at >= start, Violation.recorded_at < end).order_by(Violation.id))
+    # one safe-sales rule: capacity governance owns the ratio the calculator and the caps use (A9)
+    return rules.case_report(month, [_case(uow, v) for v in violations], capacity.policy(uow).safe_sales_ratio)
+
+
 def build_due_report(uow: UnitOfWork) -> str | None:
     """From the 1st of a month: the previous month's report, once (the month is the key).
 
@@ -292,11 +302,7 @@ def build_due_report(uow: UnitOfWork) -> str | None:
         first, next_first, month = rules.previous_month(uow.now.astimezone(zone).date())
         if uow.session.get(CaseReport, month) is not None:
             return None
-        start, end = (datetime.combine(d, time(0), zone) for d in (first, next_first))
-        violations = uow.session.scalars(select(Violation).where(
-            Violation.kind == rules.ViolationKind.OVERSALE, Violation.voided_at.is_(None),
-            Violation.recorded_at >= start, Violation.recorded_at < end).order_by(Violation.id))
-        report = rules.case_report(month, [_case(uow, v) for v in violations], policy)
+        report = _month_report(uow, first, next_first, month, zone)
         markdown = rules.report_markdown(report)
         if not insert_ignore(uow.session, CaseReport.__table__, {"month": month, "report": report,
                              "markdown": markdown, "created_at": uow.now}, ["month"]):
@@ -308,6 +314,15 @@ def build_due_report(uow: UnitOfWork) -> str | None:
             record_event(uow.session, "CaseReportPublished", {"month": month, "cases": report["cases"]}, uow.now)
         uow.commit()
         return month
+
+
+def preview_report(uow: UnitOfWork) -> tuple[dict[str, Any], str]:
+    """The current month so far, built the same way; neither stored nor sent (the 1st does that)."""
+    with uow:
+        zone = ZoneInfo(load_policy(uow).report_timezone)
+        first, next_first, month = rules.current_month(uow.now.astimezone(zone).date())
+        report = {**_month_report(uow, first, next_first, month, zone), "so_far": True}
+        return report, rules.report_markdown(report)
 
 
 def list_reports(uow: UnitOfWork) -> list[dict[str, Any]]:

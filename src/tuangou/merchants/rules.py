@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tuangou.capacity import rules as capacity_rules
+
 
 class ViolationKind(StrEnum):
     OVERSALE = "oversale"  # sold past what the merchant could deliver (confirmed)
@@ -61,7 +63,6 @@ class AccountabilityPolicy:
     limited_daily_intake: int = 20  # orders a day while limited
     clean_days: int = 7  # consecutive days without an over-sale needed to recover
     exam_pass_percent: int = 80
-    safe_sales_percent: int = 80  # safe sales = daily reception x days x 0.8
     report_timezone: str = "Asia/Shanghai"
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def policy_problems(p: AccountabilityPolicy) -> list[str]:
                **{f"oversale_points.{k}": v for k, v in p.oversale_points.items()}}
     problems += [f"{name} must be >= 0" for name, value in numbers.items() if value < 0]
     for name, value in [("limited_exposure_percent", p.limited_exposure_percent),
-                        ("exam_pass_percent", p.exam_pass_percent), ("safe_sales_percent", p.safe_sales_percent)]:
+                        ("exam_pass_percent", p.exam_pass_percent)]:
         if not 0 <= value <= 100:
             problems.append(f"{name} must be between 0 and 100")
     if p.false_claim_removal_count < 1:
@@ -263,17 +264,19 @@ def grade(correct_answers: dict[int, int], given: dict[int, int], pass_percent: 
     return ExamResult(correct, total, percent, total > 0 and percent >= pass_percent)
 
 
-def safe_sales(daily_reception: int, days: int, percent: int) -> int:
-    """Units a merchant can safely sell: daily reception x activity days x 0.8 (20% buffer)."""
-    return daily_reception * days * percent // 100
-
-
 def previous_month(today: date) -> tuple[date, date, str]:
     """First day, first day of the next month, and the label of the month before `today`'s."""
     first_this = today.replace(day=1)
     last_prev = first_this - timedelta(days=1)
     first_prev = last_prev.replace(day=1)
     return first_prev, first_this, first_prev.strftime("%Y-%m")
+
+
+def current_month(today: date) -> tuple[date, date, str]:
+    """First day, first day of the next month, and the label of `today`'s month."""
+    first = today.replace(day=1)
+    next_first = (first + timedelta(days=32)).replace(day=1)
+    return first, next_first, first.strftime("%Y-%m")
 
 
 def anonymise(text: str, names: list[str]) -> str:
@@ -294,10 +297,12 @@ class Case:
     sold: int | None
 
 
-def case_report(month: str, cases: list[Case], policy: AccountabilityPolicy) -> dict[str, Any]:
+def case_report(month: str, cases: list[Case], safe_sales_ratio: float) -> dict[str, Any]:
+    """The month's cases by category. `safe_sales_ratio` is capacity governance's (the one owner of the
+    safe-sales rule, A9): the report teaches the number the calculator and the caps use."""
     by_category: dict[str, list[dict[str, Any]]] = {}
     for case in sorted(cases, key=lambda c: c.category):
-        safe = (safe_sales(case.daily_reception, case.activity_days, policy.safe_sales_percent)
+        safe = (capacity_rules.safe_sales(case.daily_reception, case.activity_days, safe_sales_ratio)
                 if case.daily_reception is not None and case.activity_days else None)
         by_category.setdefault(case.category, []).append({
             "case": f"{case.category}-{len(by_category.get(case.category, [])) + 1}",
@@ -307,14 +312,16 @@ def case_report(month: str, cases: list[Case], policy: AccountabilityPolicy) -> 
             "safe_sales": safe})
     return {"month": month, "cases": len(cases),
             "compensation_cents": sum(c.compensation_cents for c in cases),
-            "safe_sales_rule": f"daily reception x activity days x {policy.safe_sales_percent / 100:g}",
+            "safe_sales_rule": f"daily reception x activity days x {safe_sales_ratio:g}",
+            "safe_sales_buffer_percent": round((1 - safe_sales_ratio) * 100),
             "categories": [{"category": k, "cases": v} for k, v in by_category.items()]}
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Over-selling cases, {report['month']}", "",
+    lines = [f"# Over-selling cases, {report['month']}{' (so far)' if report.get('so_far') else ''}", "",
              f"{report['cases']} case(s); compensation paid {report['compensation_cents'] / 100:.2f} yuan.",
-             f"Safe sales = {report['safe_sales_rule']}: sell no more than that, keep 20% for surprises.", ""]
+             f"Safe sales = {report['safe_sales_rule']}: sell no more than that, keep "
+             f"{report.get('safe_sales_buffer_percent', 20)}% for surprises.", ""]
     for group in report["categories"]:
         lines += [f"## {group['category']}", ""]
         for c in group["cases"]:

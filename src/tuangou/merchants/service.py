@@ -110,6 +110,25 @@ def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kin
     return violation.id
 
 
+def add_violation_compensation(uow: InTransaction, *, merchant_id: int, kind: str, ref: str, source: str,
+                               cents: int) -> bool:
+    """Inside an open unit of work: compensation paid later for a violation already recorded (a dispute
+    confirmed on an over-sale incident) adds to its `compensation_cents`, once per `source`; the points do not
+    change. Serialised on the merchant's standing row like every change to its record."""
+    if cents <= 0:
+        return False
+    _lock_standing(uow, merchant_id)
+    violation = uow.session.scalars(select(Violation).where(
+        Violation.merchant_id == merchant_id, Violation.kind == kind, Violation.ref == ref)).one_or_none()
+    details = dict(violation.details or {}) if violation is not None else {}
+    if violation is None or source in details.get("compensated_by", []):
+        return False
+    details["compensation_cents"] = int(details.get("compensation_cents", 0)) + cents
+    details["compensated_by"] = [*details.get("compensated_by", []), source]
+    violation.details = details
+    return True
+
+
 def _lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
     """Serialise every change to one merchant's standing (row lock on PostgreSQL)."""
     accounts.merchant_status(uow, merchant_id)  # NotFound for an unknown merchant

@@ -11,7 +11,8 @@ from fastapi.responses import HTMLResponse, Response
 from tuangou.capacity import service as capacity
 from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
-from tuangou.core.errors import DomainError
+from tuangou.core.errors import DomainError, NotFound
+from tuangou.disputes import inkind
 from tuangou.disputes import service as disputes
 from tuangou.merchants import casework
 from tuangou.merchants import service as merchants
@@ -61,7 +62,12 @@ def redeem_form(request: Request) -> Response:
 def redeem(request: Request, code: str = Form(..., max_length=64)) -> Response:
     p = _me(request)
     try:
-        result = orders.redeem_voucher(uow(request), p, code, request.app.state.settings.platform_commission_bps)
+        try:
+            result = orders.redeem_voucher(uow(request), p, code, request.app.state.settings.platform_commission_bps)
+        except NotFound:  # not a deal's voucher: perhaps a free item given as compensation (in kind)
+            served = inkind.redeem_item_voucher(uow(request), p, code)
+            return render(request, "merchant/redeem.html", {"result": None, "served": served, "error": "",
+                                                            "code": ""})
     except DomainError as exc:
         return render(request, "merchant/redeem.html", {"result": None, "error": error_text(request, exc),
                                                         "code": code}, status_code=exc.status)
