@@ -44,6 +44,26 @@ def _redeem(stage, merchant, code):
     return stage.client.post(f"/api/v1/vouchers/{code}/redeem", headers=merchant)
 
 
+def _approve_at_once(stage, merchant: Principal, redating_ids: list[int]) -> list[str]:
+    barrier = threading.Barrier(len(redating_ids))
+    results: list[str] = []
+
+    def approve(redating_id: int) -> None:
+        barrier.wait()
+        try:
+            results.append(orders.decide_redating(UnitOfWork(stage.db, stage.clock), merchant, redating_id,
+                                                  True)["status"])
+        except DomainError as exc:
+            results.append(exc.code)
+
+    threads = [threading.Thread(target=approve, args=(i,)) for i in redating_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_a_voucher_booked_for_a_later_day_is_refused_today_and_redeemed_on_its_day(any_stage):
     stage = any_stage
     # given a KTV room booked and paid for three days ahead
@@ -142,22 +162,7 @@ def test_two_concurrent_redatings_into_a_date_with_one_unit_left_exactly_one_win
             assert r.json()["status"] == "proposed", r.text
             asked.append(r.json()["id"])
         # when the merchant approves both at the same moment
-        barrier = threading.Barrier(2)
-        results: list[str] = []
-
-        def approve(redating_id: int) -> None:
-            barrier.wait()
-            try:
-                results.append(orders.decide_redating(UnitOfWork(stage.db, stage.clock), merchant_p, redating_id,
-                                                      True)["status"])
-            except DomainError as exc:
-                results.append(exc.code)
-
-        threads = [threading.Thread(target=approve, args=(i,)) for i in asked]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _approve_at_once(stage, merchant_p, asked)
         # then exactly one moves and the date holds exactly its cap
         assert Counter(results) == Counter({"applied": 1, "no_room": 1}), results
         day = _calendar(stage, deal)[_day(n)]
@@ -180,6 +185,8 @@ def test_the_breaker_pauses_only_the_lost_date_and_the_moved_buyer_picks_another
     assert stage.order(stage.buyer(), deal, 1).json()["code"] == "not_on_sale"
     cal = _calendar(stage, deal)
     assert cal[_day(0)]["paused"]["reason"] == "circuit breaker: one cook only" and cal[_day(0)]["status"] == "delisted"
+    days = stage.client.get(f"/api/v1/deals/{deal}/daily-caps", headers=merchant, params={"days": 2}).json()["items"]
+    assert [bool(d["paused"]) for d in days] == [True, False]  # the merchant's calendar says why, per date
     assert stage.client.get(f"/api/v1/orders/{moved['id']}", headers=second).json()["service_date"] == _day(1)
     # and tomorrow, where the moved buyer was sent, still sells
     late = stage.order(stage.buyer(), deal, 1, service_date=_day(1))
