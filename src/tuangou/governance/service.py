@@ -110,10 +110,10 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
 def trip_circuit_breaker(uow: InTransaction, deal_id: int, key: str, cause: str) -> dict[str, Any] | None:
     """Inside an open unit of work: a bucket holds more than its cap.
 
-    If only unpaid holds are over, the newest give way. If paid units are over, the deal is
-    delisted, every hold on the bucket ends, and the over-sold paid orders (newest first by
-    default) move to a new date or are refunded, each buyer gets a compensation coupon and the
-    incident is recorded."""
+    If only unpaid holds are over, the newest give way. If paid units are over, that bucket's
+    date stops selling (paused with the cause; the deal's other dates keep selling), every hold on
+    the bucket ends, and the over-sold paid orders (newest first by default) move to a new date or
+    are refunded, each buyer gets a compensation coupon and the incident is recorded."""
     bucket = _bucket(uow, deal_id, key)
     if bucket is None or bucket.sold + bucket.reserved <= bucket.cap:
         return None
