@@ -38,6 +38,9 @@ def test_readme_tour_runs_as_written(demo_server):
     out = result.stdout
     assert '"status":"published"' in out
     assert '"code":"already_redeemed"' in out
+    # a booking binds its day: the breaker's moved buyer re-dates at once; another day's voucher is refused
+    assert '"pre_agreed":true' in out and '"status":"applied","origin":"breaker"' in out
+    assert '"code":"voucher_wrong_date"' in out
     assert '"code":"forbidden"' in out
     assert "null" not in re.findall(r'\{"id":(\w+),"status"', out)
     # compensation in kind: a free side dish served once, by its merchant only, its claim recovered in kind

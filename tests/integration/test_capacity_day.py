@@ -83,8 +83,8 @@ def test_a_day_of_selling_with_a_disruption_at_three(stage):
         "reason": "chef ill"})
     assert r.status_code == 201, r.text
 
-    # then the deal is delisted at once
-    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "delisted"
+    # then today stops selling at once, with the reason on the calendar; the deal stays on sale for other days
+    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "published"
     assert stage.order(stage.buyer(), deal, 1, service_date=today).json()["code"] == "not_on_sale"
     # the five newest orders (25 bowls) move to tomorrow; today holds exactly the new cap
     cal = {b["key"]: b for b in stage.client.get(f"/api/v1/deals/{deal}/calendar").json()["items"]}
@@ -106,7 +106,8 @@ def test_a_day_of_selling_with_a_disruption_at_three(stage):
     assert len(incidents) == 1 and incidents[0]["over"] == 25 and len(incidents[0]["orders"]) == 5
     violations = events(stage, "ViolationRecorded")
     assert [(v["kind"], v["ref"]) for v in violations] == [("oversale", f"incident:{incidents[0]['id']}")]
-    assert inbox(stage, merchant, "deal_delisted")
+    assert cal[today]["paused"]["reason"].startswith("circuit breaker") and cal["2026-11-24"]["paused"] is None
+    assert inbox(stage, merchant, "date_paused")
     # the job running again changes nothing
     stage.tick("capacity", "governance")
     assert len(stage.client.get("/api/v1/oversale-incidents", headers=stage.ops).json()["items"]) == 1

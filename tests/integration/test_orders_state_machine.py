@@ -123,7 +123,22 @@ class OrderLifecycle(RuleBasedStateMachine):
             try:
                 orders.redeem_voucher(self.uow(), self.merchant, code, COMMISSION_BPS)
             except DomainError as exc:
-                assert exc.code in {"already_redeemed", "voucher_not_usable"}, exc.code
+                assert exc.code in {"already_redeemed", "voucher_not_usable", "voucher_wrong_date"}, exc.code
+                if exc.code == "voucher_wrong_date":  # a booking binds its day: only today's vouchers are used
+                    assert exc.extra["service_date"] != exc.extra["today"]
+
+    @rule(pick=st.integers(0, 50), day=st.integers(0, 9), approve=st.booleans())
+    def redate(self, pick: int, day: int, approve: bool) -> None:
+        if not self.order_ids:
+            return
+        order_id = self.order_ids[pick % len(self.order_ids)]
+        to_date = (START + timedelta(days=day)).date()
+        try:
+            asked = orders.request_redating(self.uow(), self._buyer_of(order_id), order_id, to_date)
+            orders.decide_redating(self.uow(), self.merchant, asked["id"], approve)
+        except DomainError as exc:
+            assert exc.code in {"voucher_already_redeemed", "not_redatable", "same_date", "outside_window",
+                                "no_room"}, exc.code
 
     def _buyer_of(self, order_id: int) -> Principal:
         with self.uow() as uow:

@@ -123,6 +123,11 @@ ACCESS: dict[str, str] = {  # route -> actors that get in (observed, reviewed ag
     "POST /api/v1/orders/{order_id}/cancel": "b",
     "POST /api/v1/orders/{order_id}/pay": "b",
     "POST /api/v1/orders/{order_id}/refund": "bx",
+    "GET /api/v1/orders/{order_id}/redate-options": "bmx",
+    "POST /api/v1/orders/{order_id}/redate": "bomnslx",  # past the sign-in, the empty body is 422; owner in service
+    "GET /api/v1/redatings": "bomnslx",
+    "POST /api/v1/redatings/{redating_id}/approve": "x",  # merchants and ops only; no re-dating 1 here: ops 422 (reason)
+    "POST /api/v1/redatings/{redating_id}/reject": "x",
     "GET /api/v1/oversale-incidents": "mnx",
     "GET /api/v1/oversale-incidents/{incident_id}": "",
     "GET /api/v1/recovery-claims": "mnx",

@@ -292,12 +292,13 @@ def deal_day_caps(uow: UnitOfWork, actor: Principal | None, deal_id: int, start:
         inputs = _inputs(uow, facts)
         first = start or _today(uow, facts)
         buckets = {b.key: b for b in catalog.buckets_of(uow, deal_id)}
+        paused = catalog.paused_dates(uow, deal_id)  # a date the circuit breaker stopped: why and since when
         out = []
         for i in range(days):
             plan = _plan(inputs, first + timedelta(days=i))
             b = buckets.get(plan["key"])
             out.append({**plan, "bucket_cap": b.cap if b else None, "sold": b.sold if b else 0,
-                        "reserved": b.reserved if b else 0})
+                        "reserved": b.reserved if b else 0, "paused": paused.get(plan["key"])})
         return out
 
 

@@ -46,6 +46,7 @@ class GovernancePolicy:
     audit_value_threshold_cents: int = 2_000_000  # a day's offer worth more than ¥20,000 needs an audit
     low_stock_units: int = 10  # goods: alert when physical stock falls to this
     postpone_search_days: int = 7  # how far ahead a new date is sought for an over-sold order
+    redate_window_days: int = 7  # a buyer may ask to move a booking to a date up to this many days from today
     oversale_pick: str = OversalePick.NEWEST_FIRST
     recompute_horizon_days: int = 7  # dynamic caps are kept fresh this many days ahead
     # The switches below are on in every real installation; the simulator turns them off to show a plain shop.
@@ -59,7 +60,7 @@ class GovernancePolicy:
     def problems(self) -> list[str]:
         out = []
         for name in ("warn_remaining", "compensation_coupon_cents", "audit_value_threshold_cents",
-                     "low_stock_units", "postpone_search_days", "recompute_horizon_days"):
+                     "low_stock_units", "postpone_search_days", "recompute_horizon_days", "redate_window_days"):
             if getattr(self, name) < 0:
                 out.append(f"{name} must be >= 0")
         if not 0 < self.red_flag_percent <= 100:
@@ -74,7 +75,7 @@ class GovernancePolicy:
             out.append("suggestion_hour must be in 0..23")
         if self.oversale_pick not in OversalePick.__members__.values():
             out.append(f"oversale_pick must be one of {', '.join(OversalePick)}")
-        if self.recompute_horizon_days > 62 or self.postpone_search_days > 62:
+        if max(self.recompute_horizon_days, self.postpone_search_days, self.redate_window_days) > 62:
             out.append("horizons are at most 62 days")
         return out
 

@@ -229,17 +229,62 @@ def buckets_from(uow: InTransaction, deal_ids: list[int], first_key: str, last_k
     return out
 
 
-def take_sold(uow: InTransaction, deal_id: int, key: str, qty: int, default_cap: int) -> bool:
-    """Inside an open unit of work: add `qty` sold units to a bucket if they fit under its cap.
+# ---- moving a sold unit to another date, pausing one date (orders/ re-dating, governance/ breaker) ---
 
-    Used to move a paid order to another date even while the deal is delisted, so
-    the `open` flag is not checked; a missing bucket is created with `default_cap`.
+def move_sold(uow: InTransaction, deal_id: int, from_key: str, to_key: str, qty: int, default_cap: int) -> bool:
+    """Inside an open unit of work: move `qty` sold units from one bucket to another if they fit there.
+
+    The target is made if absent (with `default_cap`, open when the deal is on sale), then both rows are
+    locked in key order, so two moves between the same dates in opposite directions cannot deadlock;
+    the target takes the units with one conditional UPDATE (never past its cap; `open` is not checked:
+    an agreed move is not a new sale) and only then does the source give them back. Returns False,
+    changing no counter, when they do not fit.
     """
-    insert_ignore(uow.session, table(CapacityBucket), {
-        "deal_id": deal_id, "key": key, "cap": default_cap, "sold": 0, "reserved": 0, "open": False},
-        ["deal_id", "key"])
-    moved = uow.session.execute(update(CapacityBucket).where(
-        CapacityBucket.deal_id == deal_id, CapacityBucket.key == key,
-        CapacityBucket.sold + CapacityBucket.reserved + qty <= CapacityBucket.cap)
-        .values(sold=CapacityBucket.sold + qty)).rowcount  # type: ignore[attr-defined]
-    return bool(moved)
+    deal = uow.session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} not found")
+    insert_ignore(uow.session, _buckets, {"deal_id": deal_id, "key": to_key, "cap": default_cap, "sold": 0,
+                                          "reserved": 0, "open": deal.status == rules.DealStatus.PUBLISHED.value},
+                  ["deal_id", "key"])
+    uow.conn.execute(select(_b.id).where(_b.deal_id == deal_id, _b.key.in_(sorted({from_key, to_key})))
+                     .order_by(_b.key).with_for_update())
+    taken = uow.conn.execute(update(_buckets).where(_b.deal_id == deal_id, _b.key == to_key,
+                                                    _b.sold + _b.reserved + qty <= _b.cap)
+                             .values(sold=_b.sold + qty).returning(_b.key)).first()
+    if taken is None:
+        return False
+    uow.conn.execute(update(_buckets).where(_b.deal_id == deal_id, _b.key == from_key).values(sold=_b.sold - qty))
+    return True
+
+
+def room_on(uow: InTransaction, deal_id: int, keys: list[str]) -> dict[str, int]:
+    """Inside an open unit of work: units still free (cap - sold - held) on those of `keys` that exist."""
+    return {r.key: max(0, r.cap - r.sold - r.reserved) for r in uow.conn.execute(
+        select(_b.key, _b.cap, _b.sold, _b.reserved).where(_b.deal_id == deal_id, _b.key.in_(keys)))}
+
+
+def pause_date(uow: InTransaction, deal_id: int, key: str, reason: str) -> bool:
+    """Inside an open unit of work: stop sales of one bucket (a date, date@slot) with a reason the merchant
+    sees; the deal's other dates stay on sale. True when this call paused it (a second call keeps the
+    first reason and time)."""
+    return bool(uow.conn.execute(update(_buckets).where(_b.deal_id == deal_id, _b.key == key,
+                                                        _b.pause_reason.is_(None))
+                                 .values(open=False, pause_reason=reason[:300], paused_at=uow.now)
+                                 .returning(_b.key)).first())
+
+
+def reopen_recovered(uow: InTransaction, deal_id: int, keys: list[str]) -> list[str]:
+    """Inside an open unit of work: paused buckets among `keys` whose cap is back above what is sold and
+    held reopen (while the deal is on sale); returns their keys."""
+    on_sale = exists().where(_deals.id == deal_id, _deals.status == rules.DealStatus.PUBLISHED.value)
+    return list(uow.conn.execute(update(_buckets).where(
+        _b.deal_id == deal_id, _b.key.in_(keys), _b.pause_reason.is_not(None), _b.sold + _b.reserved < _b.cap, on_sale)
+        .values(open=True, pause_reason=None, paused_at=None).returning(_b.key)).scalars())
+
+
+def paused_dates(uow: InTransaction, deal_id: int) -> dict[str, dict[str, Any]]:
+    """Inside an open unit of work: the deal's paused buckets, why and since when."""
+    return {r.key: {"reason": r.pause_reason, "since": r.paused_at.isoformat() if r.paused_at else None,
+                    "resumes": "when the cap is back above what is sold"}
+            for r in uow.conn.execute(select(_b.key, _b.pause_reason, _b.paused_at).where(
+                _b.deal_id == deal_id, _b.pause_reason.is_not(None)))}

@@ -59,6 +59,10 @@ class CapacityBucket(Base):
     sold: Mapped[int] = mapped_column(Integer, default=0)
     reserved: Mapped[int] = mapped_column(Integer, default=0)
     open: Mapped[bool] = mapped_column(default=True)
+    # Set when governance stops one date (the circuit breaker): why, and since when. The date reopens by
+    # itself once its cap is back above what is sold and held; the deal's other dates keep selling.
+    pause_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (UniqueConstraint("deal_id", "key"), CheckConstraint("sold >= 0", name="sold_nonneg"),
                       CheckConstraint("reserved >= 0", name="reserved_nonneg"))

@@ -23,13 +23,17 @@ from tuangou.catalog.counters import (
     confirm_sold,
     deal_columns,
     hold,
+    move_sold,
+    pause_date,
+    paused_dates,
     release_reserved,
     release_sold,
+    reopen_recovered,
     reserve,
     reserve_for_update,
+    room_on,
     snapshot,
     snapshot_query,
-    take_sold,
 )
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit
@@ -248,7 +252,8 @@ def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = 
         if rows:  # one statement for the whole horizon
             uow.session.execute(upsertable_insert(uow.session.get_bind().dialect.name, CapacityBucket.__table__)
                                 .values(rows).on_conflict_do_nothing(index_elements=["deal_id", "key"]))
-        uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal.id).values(open=True))
+        uow.session.execute(update(CapacityBucket).where(CapacityBucket.deal_id == deal.id,  # paused dates wait
+                                                         CapacityBucket.pause_reason.is_(None)).values(open=True))
         deal.status = rules.DealStatus.PUBLISHED
         deal.published_at = uow.now
         # capacity governance: a large promotion needs an approved audit; caps follow the store's capacity
@@ -411,10 +416,12 @@ def deal_calendar(uow: UnitOfWork, deal_id: int, actor: Principal | None) -> lis
             raise NotFound(f"deal {deal_id} not found")
         buckets = uow.session.scalars(select(CapacityBucket).where(CapacityBucket.deal_id == deal_id)
                                       .order_by(CapacityBucket.key))
+        paused = paused_dates(uow, deal_id)
         return [{**asdict(rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open)),
                  "remaining": rules.BucketState(b.key, b.cap, b.sold, b.reserved, b.open).remaining,
                  "status": rules.BucketState(b.key, b.cap, b.sold, b.reserved,
-                                             b.open and deal.status == "published").availability().value}
+                                             b.open and deal.status == "published").availability().value,
+                 "paused": paused.get(b.key)}
                 for b in buckets]
 
 
@@ -457,6 +464,7 @@ def apply_cap(uow: InTransaction, deal_id: int, key: str, cap: int, *, allow_bel
                        sold=bucket.sold, reserved=bucket.reserved)
     record_event(uow.session, "CapacityChanged", {"deal_id": deal_id, "key": key, "cap": cap}, uow.now,
                  merchant_id=deal.merchant_id)
+    reopen_recovered(uow, deal_id, [key])
     return {"key": key, "cap": bucket.cap, "sold": bucket.sold, "reserved": bucket.reserved,
             "over": max(0, bucket.sold + bucket.reserved - bucket.cap)}
 
@@ -489,6 +497,7 @@ def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[d
     uow.session.execute(insert(table(OutboxEvent)), [event_row(
         "CapacityChanged", {"deal_id": deal_id, "key": k, "cap": c}, uow.now, merchant_id=deal.merchant_id)
         for k, c in caps.items()])
+    reopen_recovered(uow, deal_id, list(caps))
     return [{"key": k, "cap": rows[k].cap, "sold": rows[k].sold, "reserved": rows[k].reserved,
              "over": max(0, rows[k].sold + rows[k].reserved - rows[k].cap)} for k in caps]
 
@@ -567,9 +576,9 @@ def store_category(uow: UnitOfWork, store_id: int) -> str:
 __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "apply_caps", "buckets_from", "deal_facts_many", "bucket_key", "buckets_of", "confirm_held",
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
-           "hold", "list_deals", "list_stores", "live_deals", "own_deal", "publish_deal", "release_reserved",
-           "release_sold", "reserve", "reserve_for_update", "snapshot", "snapshot_query", "store_category",
-           "store_facts", "take_sold"]
+           "hold", "list_deals", "list_stores", "live_deals", "move_sold", "own_deal", "pause_date", "paused_dates",
+           "publish_deal", "release_reserved", "release_sold", "reserve", "reserve_for_update", "room_on", "snapshot",
+           "snapshot_query", "store_category", "store_facts"]
 
 
 def deal_homes(uow: InTransaction, deal_ids: list[int]) -> dict[int, tuple[int, str, str]]:

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,7 @@ from tuangou.disputes.policy import current_policy
 from tuangou.governance import service as governance
 from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
+from tuangou.orders import rules as order_rules
 from tuangou.orders import service as orders
 
 DISPUTABLE = ("paid", "completed")
@@ -283,9 +285,11 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
                                                 dispute_id=d.id))
         in_kind = remedy.side_item_cents
     rebook_until = (uow.now + timedelta(days=remedy.rebook_days)).isoformat() if remedy.rebook_days else None
+    rebook = _offer_rebooking(uow, d, remedy.rebook_days) if remedy.rebook_days and not remedy.refund else None
     d.remedy = {"tier": tier, "refund_cents": refund["escrow_cents"] + refund["advanced_cents"],
                 "coupon_cents": remedy.coupon_cents, "side_item": remedy.side_item if in_kind else "",
-                "side_item_cents": in_kind, "rebook_until": rebook_until, "recovery_cents": advanced}
+                "side_item_cents": in_kind, "rebook_until": rebook_until, "rebook": rebook,
+                "recovery_cents": advanced}
     if oversale and incident is None:  # no disruption explained it: the declared capacity was not real
         facts = orders.order_facts(uow, d.order_id)
         if facts["service_date"] is not None:
@@ -309,11 +313,29 @@ def _confirm(uow: UnitOfWork, d: Dispute, policy: rules.DisputePolicy, *, actor_
             f"{[c['value'] for c in issued if c['kind'] != rules.CouponKind.ITEM]}")
     if in_kind:
         body += f"; {remedy.side_item} served by the merchant (item voucher)"
-    if rebook_until:
+    if rebook:
+        body += (f"; pick a new date between {rebook['window_first']} and {rebook['window_last']} "
+                 f"(POST /api/v1/orders/{d.order_id}/redate): it is booked at once")
+    elif rebook_until:
         body += f"; the merchant serves you again by {rebook_until}"
     _tell_both(uow, d, "dispute_confirmed", f"Dispute #{d.id} upheld", body)
     if gateway is not None:
         uow.after_commit(_pay_out_now(uow, d.order_id, gateway))
+
+
+def _offer_rebooking(uow: UnitOfWork, d: Dispute, days: int) -> dict[str, Any] | None:
+    """Inside an open unit of work: the medium tier's rebooking, agreed in advance: the buyer picks any date
+    with room from today to today + `days` (POST /orders/{id}/redate) and the order, its vouchers and
+    their capacity units move there at once."""
+    facts = orders.order_facts(uow, d.order_id)
+    deal = catalog.deal_facts(uow, facts["deal_id"])
+    zone = ZoneInfo(deal["timezone"])
+    today = uow.now.astimezone(zone).date()
+    last = min(today + timedelta(days=days), deal["valid_until"].astimezone(zone).date())
+    offer = orders.offer_redating(uow, d.order_id, today, last, order_rules.RedateOrigin.DISPUTE,
+                                  f"dispute:{d.id}", f"dispute #{d.id}: rebook within {days} days")
+    return None if offer is None else {"redating_id": offer["id"], "window_first": offer["window_first"],
+                                       "window_last": offer["window_last"]}
 
 
 def _pay_out_now(uow: UnitOfWork, order_id: int, gateway: Any) -> Any:

@@ -42,7 +42,7 @@ class RedLineWarning(OrderParticipant):
 
 
 class CircuitBreaker(CapacityParticipant):
-    """A recomputed cap fell below what is sold: delist, move or refund the newest orders, compensate (A5)."""
+    """A recomputed cap fell below what is sold: pause that date, move or refund the newest orders, compensate."""
 
     name = "governance.circuit_breaker"
 

@@ -26,6 +26,7 @@ from tuangou.governance import participants
 from tuangou.governance.models import IncidentOrder, OversaleIncident, RedLineWarning
 from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
+from tuangou.orders import rules as order_rules
 from tuangou.orders import service as orders
 
 # ---- red line (A4) ---------------------------------------------------------------------------------
@@ -109,10 +110,10 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
 def trip_circuit_breaker(uow: InTransaction, deal_id: int, key: str, cause: str) -> dict[str, Any] | None:
     """Inside an open unit of work: a bucket holds more than its cap.
 
-    If only unpaid holds are over, the newest give way. If paid units are over, the deal is
-    delisted, every hold on the bucket ends, and the over-sold paid orders (newest first by
-    default) move to a new date or are refunded, each buyer gets a compensation coupon and the
-    incident is recorded."""
+    If only unpaid holds are over, the newest give way. If paid units are over, that bucket's
+    date stops selling (paused with the cause; the deal's other dates keep selling), every hold on
+    the bucket ends, and the over-sold paid orders (newest first by default) move to a new date or
+    are refunded, each buyer gets a compensation coupon and the incident is recorded."""
     bucket = _bucket(uow, deal_id, key)
     if bucket is None or bucket.sold + bucket.reserved <= bucket.cap:
         return None
@@ -125,14 +126,17 @@ def trip_circuit_breaker(uow: InTransaction, deal_id: int, key: str, cause: str)
         record_event(uow.session, "HoldsCancelled", {"deal_id": deal_id, "bucket": key}, uow.now,
                      merchant_id=facts["merchant_id"])
         return None
-    catalog.delist(uow, deal_id, f"circuit breaker: {cause}")
-    orders.cancel_reservations_on(uow, deal_id, key, f"{facts['title']} was taken off sale: {cause}")
+    # only the date that lost capacity stops selling; the deal's other dates (those the moved buyers go to)
+    # stay on sale, and this one reopens by itself once its cap is back above what is sold
+    catalog.pause_date(uow, deal_id, key, f"circuit breaker: {cause}")
+    orders.cancel_reservations_on(uow, deal_id, key, f"{facts['title']} was taken off sale for {key}: {cause}")
     bucket = _bucket(uow, deal_id, key)
     assert bucket is not None
     over = bucket.sold - bucket.cap
-    notify.notify_merchant(uow, facts["merchant_id"], "deal_delisted", f"{facts['title']} was delisted",
-                           f"Its cap for {key} fell to {bucket.cap}, below the {bucket.sold} sold ({cause}).",
-                           {"deal_id": deal_id, "bucket": key}, "critical")
+    notify.notify_merchant(uow, facts["merchant_id"], "date_paused", f"{facts['title']}: sales for {key} paused",
+                           f"Its cap for {key} fell to {bucket.cap}, below the {bucket.sold} sold ({cause}). Other "
+                           f"dates stay on sale; {key} reopens when its cap is back above what is sold.",
+                           {"deal_id": deal_id, "bucket": key, "reason": cause}, "critical")
     incident = OversaleIncident(deal_id=deal_id, merchant_id=facts["merchant_id"], category=facts["category"],
                                 bucket=key, cap=bucket.cap, sold=bucket.sold, over=over, cause=cause,
                                 created_at=uow.now)
@@ -166,7 +170,7 @@ def _bucket(uow: InTransaction, deal_id: int, key: str) -> catalog_rules.BucketS
 
 def _compensate(uow: InTransaction, incident: OversaleIncident, facts: dict[str, Any], order: dict[str, Any],
                 pol: capacity_rules.GovernancePolicy) -> None:
-    new_day = _postpone(uow, facts, order, pol)
+    new_day = _postpone(uow, incident, facts, order, pol)
     refund = 0
     if new_day is None:
         refund = orders.refund_in_uow(uow, order["id"], None, f"over-sold: {facts['title']} cannot be served")
@@ -183,7 +187,8 @@ def _compensate(uow: InTransaction, incident: OversaleIncident, facts: dict[str,
     if new_day is not None:
         title = f"Order #{order['id']} moved to {new_day.isoformat()}"
         body = (f"{facts['title']} cannot serve everyone on {order['service_date']}. Your order is now for "
-                f"{new_day.isoformat()}; sorry.{gift} You may also ask for a refund.")
+                f"{new_day.isoformat()}; sorry.{gift} You may pick another date with room within "
+                f"{pol.postpone_search_days} days (POST /api/v1/orders/{order['id']}/redate) or ask for a refund.")
     else:
         title = f"Order #{order['id']} refunded"
         body = f"{facts['title']} cannot serve your order and no other date is free: {yuan(refund)} refunded.{gift}"
@@ -193,19 +198,22 @@ def _compensate(uow: InTransaction, incident: OversaleIncident, facts: dict[str,
                         "refund_cents": refund}, "warning")
 
 
-def _postpone(uow: InTransaction, facts: dict[str, Any], order: dict[str, Any],
+def _postpone(uow: InTransaction, incident: OversaleIncident, facts: dict[str, Any], order: dict[str, Any],
               pol: capacity_rules.GovernancePolicy) -> date | None:
+    """Move the order to the first date with room in the policy window (the date that lost capacity must
+    be freed now), then offer the buyer any other date with room in that window, agreed in advance."""
     if order["service_date"] is None:
         return None
     zone = ZoneInfo(facts["timezone"])
-    last = facts["valid_until"].astimezone(zone).date()
-    start: date = max(order["service_date"], uow.now.astimezone(zone).date())
-    for i in range(1, pol.postpone_search_days + 1):
-        day = start + timedelta(days=i)
-        if day > last:
-            break
-        if orders.postpone_order_in_uow(uow, order["id"], day,
-                                        capacity.day_target(uow, facts["id"], day, order["slot"])):
+    last = min(facts["valid_until"].astimezone(zone).date(),
+               max(order["service_date"], uow.now.astimezone(zone).date()) + timedelta(days=pol.postpone_search_days))
+    first = max(order["service_date"], uow.now.astimezone(zone).date()) + timedelta(days=1)
+    ref = f"incident:{incident.id}"
+    why = f"{facts['title']} cannot serve everyone on {order['service_date']}"
+    for i in range((last - first).days + 1):
+        day: date = first + timedelta(days=i)
+        if orders.move_by_agreement(uow, order["id"], day, order_rules.RedateOrigin.BREAKER, ref, why):
+            orders.offer_redating(uow, order["id"], first, last, order_rules.RedateOrigin.BREAKER, ref, why)
             return day
     return None
 

@@ -126,3 +126,41 @@ def get_voucher(code: str, p: Auth, uow: ReadUoW) -> dict[str, Any]:
 @router.post("/vouchers/{code}/redeem", summary="Merchant redeems (核销) a voucher, exactly once")
 def redeem(code: str, p: Merchant, uow: UoW, request: Request) -> dict[str, Any]:
     return service.redeem_voucher(uow, p, code, request.app.state.settings.platform_commission_bps)
+
+
+# ---- re-dating a booked order (预约改期) ------------------------------------------------------------------
+
+class RedateRequest(Body):
+    service_date: date = Field(description="the new service date (store-local)")
+    slot: str | None = Field(default=None, max_length=16, description="slot deals: the new slot")
+    reason: str = Field(default="", max_length=500)
+
+
+class RedateDecision(Body):
+    reason: str = Field(default="", max_length=500, description="required from ops")
+
+
+@router.get("/orders/{order_id}/redate-options", summary="Dates (with room) a booked order may move to")
+def redate_options(order_id: int, p: Auth, uow: ReadUoW) -> dict[str, Any]:
+    return service.redate_options(uow, p, order_id)
+
+
+@router.post("/orders/{order_id}/redate", summary="The buyer moves a booking: at once inside an agreed window, "
+             "else as a proposal the merchant decides")
+def redate(order_id: int, body: RedateRequest, p: Auth, uow: UoW) -> dict[str, Any]:
+    return service.request_redating(uow, p, order_id, body.service_date, body.slot, body.reason)
+
+
+@router.get("/redatings", summary="Re-datings: my orders' (buyer), my stores' (merchant), all (ops)")
+def list_redatings(p: Auth, uow: ReadUoW, status: rules.RedateStatus | None = None) -> dict[str, Any]:
+    return {"items": service.list_redatings(uow, p, status)}
+
+
+@router.post("/redatings/{redating_id}/approve", summary="The merchant approves a proposed date; the order moves")
+def approve_redating(redating_id: int, p: Merchant, uow: UoW, body: RedateDecision | None = None) -> dict[str, Any]:
+    return service.decide_redating(uow, p, redating_id, True, (body or RedateDecision()).reason)
+
+
+@router.post("/redatings/{redating_id}/reject", summary="The merchant rejects a proposed date")
+def reject_redating(redating_id: int, p: Merchant, uow: UoW, body: RedateDecision | None = None) -> dict[str, Any]:
+    return service.decide_redating(uow, p, redating_id, False, (body or RedateDecision()).reason)

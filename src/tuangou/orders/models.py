@@ -138,3 +138,37 @@ class Refund(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_refunds_due", "status", "next_attempt_at"),)
+
+
+class Redating(Base):
+    """A change of a booked order's service date (预约改期): offered in advance by governance (the buyer picks
+    a date in the window and it applies at once), or proposed by the buyer and decided by the merchant."""
+
+    __tablename__ = "order_redatings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    buyer_id: Mapped[int] = mapped_column(Integer)
+    merchant_id: Mapped[int] = mapped_column(Integer)
+    deal_id: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(16))  # rules.RedateOrigin
+    status: Mapped[str] = mapped_column(String(16))  # rules.RedateStatus
+    from_date: Mapped[date] = mapped_column(Date)
+    from_slot: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    to_slot: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    window_first: Mapped[date] = mapped_column(Date)
+    window_last: Mapped[date] = mapped_column(Date)
+    units: Mapped[int] = mapped_column(Integer, default=0)  # unused vouchers moved (when applied)
+    ref: Mapped[str] = mapped_column(String(64), default="")  # what agreed it in advance: incident:…, dispute:…
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    # At most one open offer or proposal per order: a newer one replaces it under the order's lock, and this
+    # index refuses a second one however the writes race.
+    __table_args__ = (Index("uq_order_redatings_open", "order_id", unique=True,
+                            sqlite_where=text("status IN ('offered', 'proposed')"),
+                            postgresql_where=text("status IN ('offered', 'proposed')")),
+                      Index("ix_order_redatings_merchant", "merchant_id", "status"))

@@ -318,3 +318,63 @@ def placed_event(order_id: int, deal_id: int, quantity: int, buyer_id: int) -> d
 
 def paid_event(order_id: int, amount_cents: int, deal_id: int, quantity: int) -> dict[str, Any]:
     return {"order_id": order_id, "amount_cents": amount_cents, "deal_id": deal_id, "vouchers": quantity}
+
+
+# ---- re-dating a booked order (预约改期) ----------------------------------------------------------------
+
+class RedateStatus(StrEnum):
+    OFFERED = "offered"  # agreed in advance (breaker, dispute): the buyer's pick inside the window applies at once
+    PROPOSED = "proposed"  # the buyer asked for a date; the merchant (or ops) approves or rejects
+    APPLIED = "applied"  # the order and its unused vouchers moved, and their capacity units with them
+    REJECTED = "rejected"  # the merchant said no; the order keeps its date
+    WITHDRAWN = "withdrawn"  # replaced by a newer offer or proposal before it was used
+
+
+class RedateOrigin(StrEnum):
+    BUYER = "buyer"  # the buyer asked (needs the merchant's approval)
+    BREAKER = "breaker"  # the circuit breaker moved the order off a date that lost capacity
+    DISPUTE = "dispute"  # a medium-tier dispute: the buyer rebooks within the tier's days
+
+
+@dataclass(frozen=True)
+class RedateCase:
+    """A requested change of date, with what decides it."""
+
+    order_status: str
+    issued: int  # the order's unused vouchers: what moves
+    redeemed: int
+    from_date: date | None
+    from_slot: str | None
+    to_date: date
+    to_slot: str | None
+    today: date  # store-local
+    window_first: date
+    window_last: date
+    slots: frozenset[str]
+
+
+def redate_window(today: date, days: int, last_valid: date) -> tuple[date, date]:
+    """The dates a buyer may move a booking to without an offer: today .. today + days, within validity."""
+    return today, min(today + timedelta(days=days), last_valid)
+
+
+def redate_problem(case: RedateCase) -> Refusal | None:
+    """Why this re-dating cannot happen (a stable code), or None. Room on the target date is not judged
+    here: the guarded UPDATE that moves the unit decides it (`no_room`)."""
+    if case.redeemed:  # a used voucher was served on its day: the order's date is history, it stays
+        return Refusal("voucher_already_redeemed", "a voucher of this order is already used", 409)
+    if case.issued == 0:
+        return Refusal("not_redatable", "the order has no unused voucher", 409)
+    if case.order_status != OrderStatus.PAID or case.from_date is None:
+        return Refusal("not_redatable", f"a {case.order_status} order without a service date keeps its terms", 409)
+    if case.slots and case.to_slot not in case.slots:
+        return Refusal("invalid_slot", f"slot must be one of {', '.join(sorted(case.slots))}", 422)
+    if not case.slots and case.to_slot is not None:
+        return Refusal("invalid_slot", "this deal has no time slots", 422)
+    if (case.to_date, case.to_slot) == (case.from_date, case.from_slot):
+        return Refusal("same_date", "the order is already booked for that date", 422)
+    if not (max(case.today, case.window_first) <= case.to_date <= case.window_last):
+        return Refusal("outside_window", f"the new date must be between {max(case.today, case.window_first)} "
+                       f"and {case.window_last}", 422, {"window_first": case.window_first.isoformat(),
+                                                         "window_last": case.window_last.isoformat()})
+    return None

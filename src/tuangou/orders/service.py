@@ -6,12 +6,11 @@ retried or concurrent call finds the row already moved and changes nothing.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
@@ -33,6 +32,14 @@ from tuangou.orders.payments import (
     settle_before_expiry,
 )
 from tuangou.orders.placing import place_order
+from tuangou.orders.redating import (
+    decide_redating,
+    list_redatings,
+    move_by_agreement,
+    offer_redating,
+    redate_options,
+    request_redating,
+)
 from tuangou.orders.refunds import (
     REFUNDS_PAYABLE,
     owe_extra_refund,
@@ -99,6 +106,12 @@ def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps:
         ctx = catalog.deal_context(uow, voucher.deal_id)
         if ctx.valid_until <= uow.now:
             raise Conflict("this voucher's deal is no longer valid", code="voucher_expired")
+        today = uow.now.astimezone(ZoneInfo(ctx.timezone)).date()
+        if voucher.status == rules.VoucherStatus.ISSUED and order.service_date not in (None, today):
+            # a booking binds its day (预约): another day takes an agreed re-dating (orders/redating.py)
+            raise Conflict(f"this voucher is booked for {order.service_date}, not today ({today})",
+                           code="voucher_wrong_date", service_date=order.service_date.isoformat(),
+                           slot=order.slot, today=today.isoformat())
         moved = uow.session.execute(update(Voucher).where(Voucher.id == voucher.id,
                                                           Voucher.status == rules.VoucherStatus.ISSUED)
                                     .values(status=rules.VoucherStatus.REDEEMED, redeemed_at=uow.now,
@@ -132,8 +145,11 @@ def lookup_voucher(uow: UnitOfWork, actor: Principal, code: str) -> dict[str, An
         if v is None or not (actor.role == Role.OPS or v.merchant_id == actor.merchant_id
                              or v.buyer_id == actor.user_id):
             raise NotFound("no such voucher")
+        order = uow.session.get(Order, v.order_id)
+        assert order is not None
         return {"code": v.code, "qr": rules.qr_payload(v.code), "status": v.status, "order_id": v.order_id,
                 "deal_id": v.deal_id, "price_cents": v.price_cents,
+                "service_date": order.service_date.isoformat() if order.service_date else None, "slot": order.slot,
                 "redeemed_at": v.redeemed_at.isoformat() if v.redeemed_at else None}
 
 
@@ -208,34 +224,9 @@ def cancel_reservations_on(uow: InTransaction, deal_id: int, bucket: str, reason
     return released
 
 
-def postpone_order_in_uow(uow: InTransaction, order_id: int, new_date: date, new_day_cap: int) -> bool:
-    """Inside an open unit of work: move a paid order's unused vouchers to `new_date` if they fit there.
-
-    The units are taken on the new date's bucket with one conditional UPDATE
-    (never past its cap; `new_day_cap` if the bucket does not exist yet) and only
-    then released on the old one. Returns False, changing nothing, if they do not fit.
-    """
-    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-    if order is None or order.status != rules.OrderStatus.PAID or order.service_date is None:
-        return False
-    qty = len(list(uow.session.scalars(select(Voucher.id).where(Voucher.order_id == order.id,
-                                                                 Voucher.status == rules.VoucherStatus.ISSUED))))
-    old_key = catalog_rules.date_bucket(order.service_date, order.slot)
-    new_key = catalog_rules.date_bucket(new_date, order.slot)
-    if qty == 0 or new_key == old_key or not catalog.take_sold(uow, order.deal_id, new_key, qty, new_day_cap):
-        return False
-    catalog.release_sold(uow, order.deal_id, [old_key], qty)
-    old_date = order.service_date
-    order.service_date = new_date
-    order.buckets = sorted(new_key if k == old_key else k for k in order.buckets)
-    record_event(uow.session, "OrderPostponed", {"order_id": order.id, "from": old_date.isoformat(),
-                                                 "to": new_date.isoformat(), "units": qty}, uow.now,
-                 merchant_id=order.merchant_id)
-    return True
-
-
 __all__ = ["REFUNDS_PAYABLE", "OrderParticipant", "OrderView", "Placing", "cancel_order", "capture",
-           "expire_due", "get_order", "list_orders", "lookup_voucher", "owe_extra_refund", "pay_order",
+           "decide_redating", "list_redatings", "move_by_agreement", "offer_redating", "redate_options",
+           "request_redating", "expire_due", "get_order", "list_orders", "lookup_voucher", "owe_extra_refund", "pay_order",
            "place_order", "process_refunds", "reconcile_payments", "record_charge", "redeem_voucher",
            "refund_for_dispute", "refund_in_uow", "refund_vouchers", "refuse_payment", "registry",
            "reprice_in_uow"]

@@ -270,7 +270,7 @@ class Driver:
         capacity.report_disruption(self.uow(), st["merchant"], st["store_id"], kind=d.kind, capacity_factor=d.factor,
                                    max_units=None, starts_at=self.clock.now(), ends_at=end, deal_id=None,
                                    reason=f"{d.kind.replace('_', ' ')} today")
-        # if the breaker delisted the deal, the merchant puts it back on sale once the day is over
+        # the breaker pauses only the disrupted day (it reopens with its cap); a delisted deal is put back on sale
         self.schedule(end.astimezone(UTC) + timedelta(minutes=10), "republish", d.store)
 
     def _republish(self, store: int) -> None:

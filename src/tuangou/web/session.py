@@ -143,6 +143,7 @@ REFUSALS = {
     "already_redeemed": N_("This voucher was already redeemed."),
     "voucher_not_usable": N_("This voucher cannot be used (refunded or not paid)."),
     "voucher_expired": N_("This voucher's deal is no longer valid."),
+    "voucher_wrong_date": N_("This voucher is booked for another day; the buyer may ask to move the booking."),
     "not_found": N_("Not found: check the code and try again."),
     "item_voucher_not_found": N_("Not found: check the code and try again."),
     "item_voucher_wrong_merchant": N_("This free item is served by another merchant."),
