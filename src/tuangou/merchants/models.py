@@ -53,6 +53,17 @@ class IntakeCounter(Base):
     orders: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class IntakeHold(Base):
+    """Which order took a unit of which day's intake: deleting the row gives the unit back, so an order that
+    ends unpaid (expired, cancelled) releases its unit exactly once however often its end is processed."""
+
+    __tablename__ = "merchant_intake_holds"
+
+    order_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[str] = mapped_column(String(10))
+
+
 class Penalty(Base):
     __tablename__ = "merchant_penalties"
 
