@@ -1,4 +1,4 @@
-"""accountability: intake units given back by the order that took them (A8).
+"""accountability: intake units given back by the order that took them (A8), deposit top-ups (C7).
 
 Revision ID: 0920
 Revises: 0900
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+import tuangou.core.db
 
 revision = "0920"
 down_revision = "0900"
@@ -23,6 +25,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("order_id", name=op.f("pk_merchant_intake_holds")),
     )
 
+    op.create_table(
+        "merchant_deposit_top_ups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("merchant_id", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=128), nullable=False),
+        sa.Column("amount_cents", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reference", sa.String(length=128), nullable=False),
+        sa.Column("created_at", tuangou.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("settled_at", tuangou.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"],
+                                name=op.f("fk_merchant_deposit_top_ups_merchant_id_merchants")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_merchant_deposit_top_ups")),
+        sa.UniqueConstraint("merchant_id", "idempotency_key",
+                            name=op.f("uq_merchant_deposit_top_ups_merchant_id_idempotency_key")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("merchant_deposit_top_ups")
     op.drop_table("merchant_intake_holds")

@@ -79,22 +79,24 @@ def test_fines_and_deposit_deductions_go_through_the_ledger_and_come_back_on_app
         "reason": "cover losses", "amount_cents": 2000})
     assert fine.status_code == 201 and deduction.status_code == 201
     assert fine.json()["ends_at"] == fine.json()["starts_at"]  # money moves at once
-    assert balance(stage, ledger.merchant_account(merchant_id)) == (-5000, 0)
-    assert balance(stage, merchants.deposit_account(merchant_id)) == (-2000, 0)
+    # the deposit was never funded: the deduction is owed from settlements, the deposit never goes negative
+    assert balance(stage, ledger.merchant_account(merchant_id)) == (-7000, 0)
+    assert balance(stage, merchants.deposit_account(merchant_id)) == (0, 0)
     assert balance(stage, merchants.PENALTY_INCOME) == (7000, 0)
     # when the over-sale is appealed and upheld, the fine tied to it is paid back
     r = stage.client.post("/api/v1/appeals", headers=merchant, data={"target": f"violation:{violation}",
                           "statement": "courier lost it"}, files=[("files", ("waybill.pdf", b"%PDF", "application/pdf"))])
     stage.client.post(f"/api/v1/appeals/{r.json()['id']}/decision", headers=stage.ops,
                       json={"uphold": True, "reason": "carrier's fault"})
-    assert balance(stage, ledger.merchant_account(merchant_id)) == (0, 0)
-    assert balance(stage, merchants.deposit_account(merchant_id)) == (-2000, 0)
+    assert balance(stage, ledger.merchant_account(merchant_id)) == (-2000, 0)
+    assert balance(stage, merchants.deposit_account(merchant_id)) == (0, 0)
     # when the deduction itself is appealed and upheld
     r = stage.client.post("/api/v1/appeals", headers=merchant, data={"target": f"penalty:{deduction.json()['id']}",
                           "statement": "no loss"}, files=[("files", ("x.txt", b"x", "text/plain"))])
     stage.client.post(f"/api/v1/appeals/{r.json()['id']}/decision", headers=stage.ops,
                       json={"uphold": True, "reason": "no buyer lost money"})
     assert balance(stage, merchants.deposit_account(merchant_id)) == (0, 0)
+    assert balance(stage, ledger.merchant_account(merchant_id)) == (0, 0)
 
 
 def test_a_promotion_ban_blocks_large_promotions_only_and_states_its_end(stage):

@@ -313,6 +313,21 @@ def _may_see_draft(actor: Principal | None, deal: Deal) -> bool:
     return actor is not None and (actor.role == Role.OPS or actor.merchant_id == deal.merchant_id)
 
 
+def deal_category(tx: InTransaction, deal_id: int) -> str:
+    """Inside an open unit of work: the category a deal is sold in."""
+    category = tx.session.scalar(select(Deal.category).where(Deal.id == deal_id))
+    if category is None:
+        raise NotFound(f"deal {deal_id} not found")
+    return str(category)
+
+
+def check_may_list(tx: InTransaction, deal_id: int, merchant_id: int, large_promotion: bool) -> None:
+    """Inside an open unit of work: the checks a publish makes (suspensions, promotion bans, deposits, paused
+    business lines), for a deal offered in another form, e.g. a group-buy campaign (a large promotion)."""
+    for p in participants.registry.items:
+        p.check_publish(tx, deal_id, merchant_id, large_promotion)
+
+
 def deal_context(uow: UnitOfWork, deal_id: int) -> DealContext:
     """Inside an open unit of work: the facts the order path needs."""
     row = uow.session.execute(select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from tuangou.catalog import rules as catalog_rules
 from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
 from tuangou.core.input import Body
-from tuangou.merchants import casework, rules, service
+from tuangou.merchants import casework, deposits, rules, service
 
 router = APIRouter(prefix="/api/v1", tags=["merchant accountability"])
 
@@ -36,6 +36,12 @@ class NewPenalty(Body):
     days: int | None = Field(default=None, gt=0, le=3650, description="bans and suspensions: how long")
     amount_cents: int = Field(default=0, ge=0, le=100_000_000)
     violation_id: int | None = None
+
+
+class TopUp(Body):
+    amount_cents: int = Field(ge=1, le=deposits.MAX_TOP_UP_CENTS)
+    outcome: Literal["succeed", "fail", "timeout"] | None = Field(
+        default=None, description="sandbox gateway only: the answer the charge gets")
 
 
 class Decision(Body):
@@ -101,6 +107,20 @@ def impose_penalty(merchant_id: int, body: NewPenalty, p: Ops, uow: UoW) -> dict
     return service.impose_penalty(uow, p, merchant_id, kind=body.kind, rule=body.rule, evidence=body.evidence,
                                   reason=body.reason, days=body.days, amount_cents=body.amount_cents,
                                   violation_id=body.violation_id)
+
+
+@router.get("/merchants/{merchant_id}/deposit", summary="The deposit held, what is owed, minimums and movements")
+def get_deposit(merchant_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
+    return deposits.deposit(uow, p, merchant_id)
+
+
+@router.post("/merchants/{merchant_id}/deposit/top-ups", status_code=201,
+             summary="Pay into the deposit through the payment gateway (Idempotency-Key required)")
+def top_up(merchant_id: int, body: TopUp, p: Merchant, uow: UoW, request: Request,
+           idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None
+           ) -> dict[str, Any]:
+    return deposits.top_up(uow, p, merchant_id, body.amount_cents, idempotency_key or "",
+                           request.app.state.payment_gateway, body.outcome)
 
 
 @router.post("/appeals", status_code=201, summary="A merchant appeals a deduction or penalty with evidence files")

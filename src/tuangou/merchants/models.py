@@ -144,3 +144,21 @@ class CaseReport(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     markdown: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DepositTopUp(Base):
+    """A merchant paying into its deposit through the gateway; (merchant, key) is unique so a retried
+    request is the same top-up, charged and booked once."""
+
+    __tablename__ = "merchant_deposit_top_ups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # a TopUpStatus
+    reference: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "idempotency_key"),)

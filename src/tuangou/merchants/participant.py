@@ -22,7 +22,7 @@ from tuangou.core.clock import local_date
 from tuangou.core.db import InTransaction, table, upsert_add
 from tuangou.core.errors import Conflict
 from tuangou.core.policy import PolicyRecord
-from tuangou.merchants import rules, service
+from tuangou.merchants import deposits, rules, service
 from tuangou.merchants.models import IntakeCounter, IntakeHold, MerchantStanding
 from tuangou.orders import rules as order_rules
 from tuangou.orders.participants import OrderParticipant, Placing, extra_of
@@ -105,12 +105,14 @@ def _parse_time(value: str) -> datetime:
 
 
 class StandingOnDeals(DealParticipant):
-    """Suspended merchants (and promotion bans) cannot publish; listings follow merchant scores (A8)."""
+    """Suspended merchants (and promotion bans) cannot publish, nor can a merchant whose deposit is below
+    the category's minimum (C7); listings follow merchant scores (A8)."""
 
     name = "merchants.standing"
 
     def check_publish(self, tx: InTransaction, deal_id: int, merchant_id: int, large_promotion: bool) -> None:
         service.check_may_publish(tx, merchant_id, large_promotion)
+        deposits.check_deposit(tx, deal_id, merchant_id)
 
     def rank(self, tx: InTransaction, deals: list[tuple[int, int, str]]) -> list[int] | None:
         return service.rank_deals(tx, deals)

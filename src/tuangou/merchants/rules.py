@@ -36,6 +36,12 @@ class PenaltyStatus(StrEnum):
     LIFTED = "lifted"  # lifted early, e.g. by a won appeal; money given back
 
 
+class TopUpStatus(StrEnum):
+    PENDING = "pending"  # sent to the gateway, no answer yet (a retry with the same key asks again)
+    SUCCEEDED = "succeeded"  # charged and booked into the deposit
+    FAILED = "failed"  # declined by the gateway; nothing booked
+
+
 class AppealStatus(StrEnum):
     OPEN = "open"  # waiting for ops
     UPHELD = "upheld"  # the merchant won: points restored, what followed lifted
@@ -63,6 +69,9 @@ class AccountabilityPolicy:
     exam_pass_percent: int = 80
     safe_sales_percent: int = 80  # safe sales = daily reception x days x 0.8
     report_timezone: str = "Asia/Shanghai"
+    # deposits (C7): the seeds give no figure, so no category needs one until ops set it
+    min_deposit_cents: dict[str, int] = field(default_factory=dict)  # category -> deposit needed to publish
+    min_deposit_cents_other: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,8 +85,11 @@ class AccountabilityPolicy:
 MAX_POLICY_NUMBER = 1_000_000
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POLICY_NUMBER
+MAX_DEPOSIT_CENTS = 10**10
+
+
+def _whole(value: Any, most: int = MAX_POLICY_NUMBER) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
 
 
 def change_problems(changes: dict[str, Any]) -> list[str]:
@@ -85,16 +97,19 @@ def change_problems(changes: dict[str, Any]) -> list[str]:
     known = {f.name for f in fields(AccountabilityPolicy)}
     problems = [f"unknown policy field {name!r}" for name in sorted(set(changes) - known)]
     for name, value in changes.items():
-        if name == "oversale_points":
-            if not isinstance(value, dict) or not all(isinstance(k, str) and _whole(v) for k, v in value.items()):
-                problems.append("oversale_points must map categories to whole numbers")
+        if name in ("oversale_points", "min_deposit_cents"):
+            most = MAX_DEPOSIT_CENTS if name == "min_deposit_cents" else MAX_POLICY_NUMBER
+            if not isinstance(value, dict) or not all(isinstance(k, str) and _whole(v, most) for k, v in value.items()):
+                problems.append(f"{name} must map categories to whole numbers")
         elif name == "report_timezone":
             if not isinstance(value, str) or not _valid_zone(value):
                 problems.append("report_timezone must be a time zone name")
         elif name == "normal_daily_intake":
             if value is not None and not _whole(value):
                 problems.append("normal_daily_intake must be empty or a whole number")
-        elif name in known and not _whole(value):
+        elif name == "min_deposit_cents_other" and not _whole(value, MAX_DEPOSIT_CENTS):
+            problems.append("min_deposit_cents_other must be a whole number of cents")
+        elif name in known and name != "min_deposit_cents_other" and not _whole(value):
             problems.append(f"{name} must be a whole number from 0 to {MAX_POLICY_NUMBER}")
     return problems
 
@@ -261,6 +276,17 @@ def grade(correct_answers: dict[int, int], given: dict[int, int], pass_percent: 
     correct = sum(1 for qid, right in correct_answers.items() if given.get(qid) == right)
     percent = correct * 100 // total if total else 0
     return ExamResult(correct, total, percent, total > 0 and percent >= pass_percent)
+
+
+def min_deposit(category: str, policy: AccountabilityPolicy) -> int:
+    """Deposit (cents) a merchant must hold to publish a deal of `category`."""
+    return policy.min_deposit_cents.get(category, policy.min_deposit_cents_other)
+
+
+def split_deduction(amount_cents: int, deposit_cents: int) -> tuple[int, int]:
+    """(taken from the deposit, owed from settlements): a deduction never drives the deposit below zero."""
+    taken = max(0, min(amount_cents, deposit_cents))
+    return taken, amount_cents - taken
 
 
 def safe_sales(daily_reception: int, days: int, percent: int) -> int:

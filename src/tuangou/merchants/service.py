@@ -270,10 +270,23 @@ def _penalty_view(p: Penalty) -> dict[str, Any]:
             "lifted_at": p.lifted_at.isoformat() if p.lifted_at else None, "lift_reason": p.lift_reason}
 
 
-def _money_lines(p: Penalty, sign: int) -> list[tuple[str, int]]:
-    source = ledger.merchant_account(p.merchant_id) if p.kind == rules.PenaltyKind.FINE \
-        else deposit_account(p.merchant_id)
-    return [(source, -sign * p.amount_cents), (PENALTY_INCOME, sign * p.amount_cents)]
+def _money_lines(uow: InTransaction, p: Penalty) -> list[tuple[str, int]]:
+    """A fine comes from settlements; a deposit deduction takes what the deposit holds and books the rest
+    against settlements (owed), so the deposit never goes below zero. The standing row lock serialises
+    deductions of one merchant, so two cannot both take the same money."""
+    if p.kind == rules.PenaltyKind.FINE:
+        return [(ledger.merchant_account(p.merchant_id), -p.amount_cents), (PENALTY_INCOME, p.amount_cents)]
+    _lock_standing(uow, p.merchant_id)
+    taken, owed = rules.split_deduction(p.amount_cents, ledger.balance(uow.session, deposit_account(p.merchant_id)))
+    return [(deposit_account(p.merchant_id), -taken), (ledger.merchant_account(p.merchant_id), -owed),
+            (PENALTY_INCOME, p.amount_cents)]
+
+
+def _returned_lines(uow: InTransaction, p: Penalty) -> list[tuple[str, int]]:
+    """Exactly what the penalty took, from where it took it, given back."""
+    lines = uow.session.execute(select(ledger.LedgerLine.account, ledger.LedgerLine.amount_cents).where(
+        ledger.LedgerLine.ref == f"penalty:{p.id}", ledger.LedgerLine.kind == f"penalty_{p.kind}")).all()
+    return [(account, -amount) for account, amount in lines]
 
 
 def add_penalty(uow: InTransaction, merchant_id: int, kind: rules.PenaltyKind, *, rule: str, evidence: str,
@@ -286,7 +299,8 @@ def add_penalty(uow: InTransaction, merchant_id: int, kind: rules.PenaltyKind, *
     uow.session.add(penalty)
     uow.session.flush()
     if kind in (rules.PenaltyKind.FINE, rules.PenaltyKind.DEPOSIT_DEDUCTION):
-        ledger.post(uow.session, f"penalty_{kind.value}", _money_lines(penalty, 1), uow.now, ref=f"penalty:{penalty.id}")
+        ledger.post(uow.session, f"penalty_{kind.value}", _money_lines(uow, penalty), uow.now,
+                    ref=f"penalty:{penalty.id}")
     if kind == rules.PenaltyKind.REMOVAL:
         accounts.set_merchant_status(uow, merchant_id, account_rules.MerchantStatus.REMOVED)
         catalog.delist_merchant_deals(uow, merchant_id, f"merchant removed: {rule}")
@@ -305,7 +319,7 @@ def lift_penalty(uow: UnitOfWork, penalty: Penalty, reason: str) -> bool:
         return False
     penalty.status, penalty.lifted_at, penalty.lift_reason = rules.PenaltyStatus.LIFTED, uow.now, reason
     if penalty.kind in (rules.PenaltyKind.FINE, rules.PenaltyKind.DEPOSIT_DEDUCTION):
-        ledger.post(uow.session, f"penalty_{penalty.kind}_returned", _money_lines(penalty, -1), uow.now,
+        ledger.post(uow.session, f"penalty_{penalty.kind}_returned", _returned_lines(uow, penalty), uow.now,
                     ref=f"penalty:{penalty.id}")
     if penalty.kind == rules.PenaltyKind.REMOVAL:
         accounts.set_merchant_status(uow, penalty.merchant_id, account_rules.MerchantStatus.ACTIVE)
