@@ -48,7 +48,7 @@ __all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "d
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
@@ -218,6 +218,7 @@ def record_inspection(uow: UnitOfWork, actor: Principal, audit_id: int, findings
                       reason: str) -> dict[str, Any]:
     """Ops record what an on-site inspection found; the findings override the declared numbers."""
     actor.require(Role.OPS)
+    require_reason(reason)
     with uow:
         audit = _pending_audit(uow, audit_id)
         try:

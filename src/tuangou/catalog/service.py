@@ -32,7 +32,7 @@ from tuangou.catalog.counters import (
     take_sold,
 )
 from tuangou.catalog.models import CapacityBucket, Deal, Store
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, upsertable_insert
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -230,7 +230,9 @@ def _bucket_caps(deal: Deal, service_date: date) -> dict[str, int]:
 
 
 def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = "") -> DealView:
-    """Put a draft or delisted deal on sale and open its buckets."""
+    """Put a draft or delisted deal on sale and open its buckets (ops on a merchant's behalf: with a reason)."""
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         deal = own_deal(uow, actor, deal_id, for_update=True)
         _require_active_merchant(uow, deal.merchant_id)
@@ -285,6 +287,8 @@ def delist_merchant_deals(uow: InTransaction, merchant_id: int, why: str) -> int
 
 
 def delist_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str) -> DealView:
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         deal = own_deal(uow, actor, deal_id, for_update=True)
         delist(uow, deal_id, reason or "delisted by merchant")

@@ -11,7 +11,7 @@ from pydantic import Field
 from tuangou.catalog import rules as catalog_rules
 from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
 from tuangou.core.input import Body
-from tuangou.merchants import casework, deposits, rules, service
+from tuangou.merchants import casework, deposits, exam, exam_bank, rules, service
 
 router = APIRouter(prefix="/api/v1", tags=["merchant accountability"])
 
@@ -53,7 +53,8 @@ class NewQuestion(Body):
     text: str = Field(min_length=1, max_length=2000)
     options: list[str] = Field(min_length=2, max_length=8)
     correct_index: int = Field(ge=0)
-    reason: str = Field(default="", max_length=500)
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    reason: str = Field(default="", max_length=500, description="why (required: 422 reason_required)")
 
 
 class Retire(Body):
@@ -62,6 +63,11 @@ class Retire(Body):
 
 class Answers(Body):
     answers: dict[int, int] = Field(description="question id -> index of the chosen option")
+    paper_id: int | None = Field(default=None, ge=1, description="the paper drawn; default: the open one")
+
+
+class PaperRequest(Body):
+    language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the language of the questions")
 
 
 @router.get("/accountability-policy", summary="Deductions, thresholds, limits and exam pass mark in force")
@@ -156,30 +162,36 @@ def decide_appeal(appeal_id: int, body: Decision, p: Ops, uow: UoW) -> dict[str,
     return casework.decide_appeal(uow, p, appeal_id, uphold=body.uphold, reason=body.reason)
 
 
-@router.get("/exam-questions", summary="Ops: the bank with answers; merchants: the active exam")
-def list_questions(p: Merchant, uow: ReadUoW) -> dict[str, Any]:
-    return {"items": casework.list_questions(uow, p), "next_cursor": None}
+@router.get("/exam-questions", summary="Ops: the bank with answers; merchants: the active bank")
+def list_questions(p: Merchant, uow: ReadUoW, language: Literal["zh-CN", "en"] | None = None) -> dict[str, Any]:
+    return {"items": exam.list_questions(uow, p, language), "next_cursor": None}
 
 
 @router.post("/exam-questions", status_code=201)
 def add_question(body: NewQuestion, p: Ops, uow: UoW) -> dict[str, Any]:
-    return casework.add_question(uow, p, text=body.text, options=body.options, correct_index=body.correct_index,
-                                 reason=body.reason)
+    return exam.add_question(uow, p, text=body.text, options=body.options, correct_index=body.correct_index,
+                             reason=body.reason, language=body.language)
 
 
 @router.post("/exam-questions/{question_id}/retire")
 def retire_question(question_id: int, body: Retire, p: Ops, uow: UoW) -> dict[str, Any]:
-    return casework.retire_question(uow, p, question_id, body.reason)
+    return exam.retire_question(uow, p, question_id, body.reason)
 
 
-@router.post("/exam-attempts", status_code=201, summary="A merchant takes the compliance exam")
+@router.post("/exam-papers", status_code=201,
+             summary="A merchant draws an exam paper (random questions; the open one again until handed in)")
+def draw_paper(p: Merchant, uow: UoW, body: PaperRequest | None = None) -> dict[str, Any]:
+    return exam.draw_paper(uow, p, body.language if body else exam_bank.LANGUAGES[0])
+
+
+@router.post("/exam-attempts", status_code=201, summary="A merchant hands in its paper and is graded")
 def take_exam(body: Answers, p: Merchant, uow: UoW) -> dict[str, Any]:
-    return casework.take_exam(uow, p, body.answers)
+    return exam.take_exam(uow, p, body.answers, body.paper_id)
 
 
 @router.get("/merchants/{merchant_id}/exam-attempts")
 def list_attempts(merchant_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
-    return {"items": casework.list_attempts(uow, p, merchant_id), "next_cursor": None}
+    return {"items": exam.list_attempts(uow, p, merchant_id), "next_cursor": None}
 
 
 @router.get("/case-reports", summary="Monthly anonymised over-selling case reports")

@@ -120,9 +120,13 @@ class ExamQuestion(Base):
     correct_index: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")  # "zh-CN" or "en"
+    seed_key: Mapped[str | None] = mapped_column(String(40), nullable=True, unique=True)  # shipped questions
 
 
 class ExamAttempt(Base):
+    """A paper drawn for a merchant, then graded once against the questions it drew (`submitted_at`)."""
+
     __tablename__ = "exam_attempts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -132,7 +136,10 @@ class ExamAttempt(Base):
     correct: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     passed: Mapped[bool] = mapped_column(Boolean)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # drawn, then the time of the result
+    question_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # None: still open
 
 
 class CaseReport(Base):

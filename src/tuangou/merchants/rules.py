@@ -7,6 +7,7 @@ that followed from them.
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -67,6 +68,8 @@ class AccountabilityPolicy:
     limited_daily_intake: int = 20  # orders a day while limited
     clean_days: int = 7  # consecutive days without an over-sale needed to recover
     exam_pass_percent: int = 80
+    exam_questions_per_attempt: int = 5  # drawn at random from the active bank in the merchant's language
+    exam_retake_cooldown_hours: int = 24  # after a failed attempt, the next paper waits this long
     safe_sales_percent: int = 80  # safe sales = daily reception x days x 0.8
     report_timezone: str = "Asia/Shanghai"
     # deposits (C7): the seeds give no figure, so no category needs one until ops set it
@@ -134,6 +137,8 @@ def policy_problems(p: AccountabilityPolicy) -> list[str]:
                         ("exam_pass_percent", p.exam_pass_percent), ("safe_sales_percent", p.safe_sales_percent)]:
         if not 0 <= value <= 100:
             problems.append(f"{name} must be between 0 and 100")
+    if p.exam_questions_per_attempt < 1:
+        problems.append("exam_questions_per_attempt must be >= 1")
     if p.false_claim_removal_count < 1:
         problems.append("false_claim_removal_count must be >= 1")
     if p.normal_daily_intake is not None and p.normal_daily_intake < p.limited_daily_intake:
@@ -287,6 +292,16 @@ def split_deduction(amount_cents: int, deposit_cents: int) -> tuple[int, int]:
     """(taken from the deposit, owed from settlements): a deduction never drives the deposit below zero."""
     taken = max(0, min(amount_cents, deposit_cents))
     return taken, amount_cents - taken
+
+
+def draw_questions(question_ids: list[int], how_many: int, rng: random.Random) -> list[int]:
+    """A paper: `how_many` distinct questions (all when the bank is smaller), in the drawn order."""
+    return rng.sample(sorted(question_ids), min(how_many, len(question_ids)))
+
+
+def retake_at(last_failed_at: datetime | None, policy: AccountabilityPolicy) -> datetime | None:
+    """When the next paper may be drawn after a failed attempt (None: at once)."""
+    return None if last_failed_at is None else last_failed_at + timedelta(hours=policy.exam_retake_cooldown_hours)
 
 
 def safe_sales(daily_reception: int, days: int, percent: int) -> int:

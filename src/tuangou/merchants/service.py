@@ -88,7 +88,7 @@ def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kin
     if not ref.strip() or len(ref) > 128:
         raise ValidationFailed("ref must name the incident (1-128 characters)")
     policy = load_policy(uow)
-    _lock_standing(uow, merchant_id)
+    lock_standing(uow, merchant_id)
     points = rules.points_for(violation_kind, category, policy)
     info = {**(details or {}), **({"deal_id": deal_id} if deal_id is not None else {})}
     if not insert_ignore(uow.session, Violation.__table__, {
@@ -110,7 +110,7 @@ def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kin
     return violation.id
 
 
-def _lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
+def lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
     """Serialise every change to one merchant's standing (row lock on PostgreSQL)."""
     accounts.merchant_status(uow, merchant_id)  # NotFound for an unknown merchant
     insert_ignore(uow.session, MerchantStanding.__table__, {"merchant_id": merchant_id, "scores": {},
@@ -129,7 +129,7 @@ def _replay(uow: InTransaction, merchant_id: int, policy: rules.AccountabilityPo
 
 def refresh_standing(uow: InTransaction, merchant_id: int, policy: rules.AccountabilityPolicy) -> rules.Standing:
     """Inside an open unit of work: replay the merchant's history and store the result."""
-    row = _lock_standing(uow, merchant_id)
+    row = lock_standing(uow, merchant_id)
     standing = _replay(uow, merchant_id, policy)
     was_limited = row.limited
     row.scores, row.limited = dict(standing.scores), standing.limited
@@ -276,7 +276,7 @@ def _money_lines(uow: InTransaction, p: Penalty) -> list[tuple[str, int]]:
     deductions of one merchant, so two cannot both take the same money."""
     if p.kind == rules.PenaltyKind.FINE:
         return [(ledger.merchant_account(p.merchant_id), -p.amount_cents), (PENALTY_INCOME, p.amount_cents)]
-    _lock_standing(uow, p.merchant_id)
+    lock_standing(uow, p.merchant_id)
     taken, owed = rules.split_deduction(p.amount_cents, ledger.balance(uow.session, deposit_account(p.merchant_id)))
     return [(deposit_account(p.merchant_id), -taken), (ledger.merchant_account(p.merchant_id), -owed),
             (PENALTY_INCOME, p.amount_cents)]
