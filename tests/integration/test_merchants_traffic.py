@@ -68,9 +68,9 @@ def test_halved_exposure_ranks_a_limited_merchant_below_a_lower_scored_free_one(
     recovered_email = f"m{stage._n}@test.tuangou"
     stage.client.post("/api/v1/exam-questions", headers=stage.ops,
                       json={"text": "Sell past the cap?", "options": ["yes", "no"], "correct_index": 1, "reason": "test"})
-    for n in range(4):
+    for n in range(4):  # the fourth comes while limited: a repeat offence, 14 clean days
         record(stage, recovered_id, f"incident:r{n}")
-    stage.clock.advance(timedelta(days=7, minutes=1))
+    stage.clock.advance(timedelta(days=14, minutes=1))
     recovered, stage.ops = stage.login(recovered_email), stage.login("ops@test.tuangou")  # tokens live a week
     right = {q["id"]: q["correct_index"] for q in stage.client.get("/api/v1/exam-questions",
                                                                    headers=stage.ops).json()["items"]}

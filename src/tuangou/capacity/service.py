@@ -309,6 +309,8 @@ def report_disruption(uow: UnitOfWork, actor: Principal, store_id: int, *, kind:
                       max_units: int | None, starts_at: datetime | None, ends_at: datetime | None,
                       deal_id: int | None, reason: str) -> dict[str, Any]:
     """The merchant or ops report lost capacity; today's caps follow in the same transaction."""
+    if actor.role == Role.OPS:
+        require_reason(reason)
     if kind not in DisruptionKind.__members__.values():
         raise ValidationFailed(f"kind must be one of {', '.join(DisruptionKind)}")
     if not 0 <= capacity_factor <= 1:
@@ -337,6 +339,8 @@ def report_disruption(uow: UnitOfWork, actor: Principal, store_id: int, *, kind:
 
 @retry_on_deadlock
 def end_disruption(uow: UnitOfWork, actor: Principal, disruption_id: int, reason: str) -> dict[str, Any]:
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         dis = uow.session.get(CapacityDisruption, disruption_id)
         if dis is None:

@@ -67,6 +67,13 @@ class AccountabilityPolicy:
     normal_daily_intake: int | None = None  # orders a day without limits (None: no cap)
     limited_daily_intake: int = 20  # orders a day while limited
     clean_days: int = 7  # consecutive days without an over-sale needed to recover
+    # repeat offences (seed 000: over-selling two weeks running): an over-sale while already limited and within
+    # `repeat_window_days` of the previous one lengthens the limits; the `repeat_suspension_after`-th such repeat
+    # in one spell of limits also suspends new listings
+    repeat_window_days: int = 14
+    repeat_clean_days: int = 14  # clean days needed to recover after a repeat offence (instead of clean_days)
+    repeat_suspension_after: int = 2
+    repeat_suspension_days: int = 7
     exam_pass_percent: int = 80
     exam_questions_per_attempt: int = 5  # drawn at random from the active bank in the merchant's language
     exam_retake_cooldown_hours: int = 24  # after a failed attempt, the next paper waits this long
@@ -137,6 +144,8 @@ def policy_problems(p: AccountabilityPolicy) -> list[str]:
                         ("exam_pass_percent", p.exam_pass_percent), ("safe_sales_percent", p.safe_sales_percent)]:
         if not 0 <= value <= 100:
             problems.append(f"{name} must be between 0 and 100")
+    if p.repeat_suspension_after < 1 or p.repeat_suspension_days < 1:
+        problems.append("repeat_suspension_after and repeat_suspension_days must be >= 1")
     if p.exam_questions_per_attempt < 1:
         problems.append("exam_questions_per_attempt must be >= 1")
     if p.false_claim_removal_count < 1:
@@ -168,7 +177,7 @@ class Deduction:
 @dataclass(frozen=True)
 class HistoryEntry:
     at: datetime
-    event: str  # "deduction", "limited" or "lifted"
+    event: str  # "deduction", "limited", "escalated" (a repeat offence) or "lifted"
     category: str | None = None
     points: int = 0
     score_after: int | None = None
@@ -184,6 +193,8 @@ class Standing:
     exam_passed: bool  # an exam passed since the limits began
     lift_at: datetime | None  # when limits lift given what is known (None: an exam is still needed)
     history: list[HistoryEntry]
+    clean_days_needed: int = 7  # clean_days, or repeat_clean_days after a repeat offence in this spell
+    repeat_offences: int = 0  # repeat offences in the current spell of limits
 
 
 def replay(deductions: list[Deduction], exam_passes: list[datetime], policy: AccountabilityPolicy,
@@ -192,39 +203,59 @@ def replay(deductions: list[Deduction], exam_passes: list[datetime], policy: Acc
 
     Limits start when a deduction leaves a category score below `limit_below_score`; they lift at
     the later of `clean_days` after the last over-sale (or the start of limits) and an exam passed
-    since the limits began.
+    since the limits began. An over-sale while limited, within `repeat_window_days` of the previous
+    one, is a repeat offence: the spell then needs `repeat_clean_days` clean days.
     """
     scores: dict[str, int] = {}
     history: list[HistoryEntry] = []
     limited, since, clean = False, None, None
+    need, repeats, last_oversale = policy.clean_days, 0, None
     passes = sorted(p for p in exam_passes if p <= now)
 
     def lift_time() -> datetime | None:
         if not limited or since is None or clean is None:
             return None
         passed = next((p for p in passes if p >= since), None)
-        return None if passed is None else max(clean + timedelta(days=policy.clean_days), passed)
+        return None if passed is None else max(clean + timedelta(days=need), passed)
 
     for d in sorted(deductions, key=lambda d: (d.at, d.violation_id)):
         lift = lift_time()
         if lift is not None and lift <= d.at:
-            limited, since, clean = False, None, None
+            limited, since, clean, need, repeats = False, None, None, policy.clean_days, 0
             history.append(HistoryEntry(lift, "lifted"))
         score = scores.get(d.category, policy.start_score) - d.points
         scores[d.category] = score
         history.append(HistoryEntry(d.at, "deduction", d.category, d.points, score, d.violation_id))
-        if limited and d.kind == ViolationKind.OVERSALE:
-            clean = d.at
+        if d.kind == ViolationKind.OVERSALE:
+            if limited and is_repeat(last_oversale, d.at, policy):
+                repeats, need = repeats + 1, max(need, policy.repeat_clean_days)
+                history.append(HistoryEntry(d.at, "escalated", d.category, 0, score, d.violation_id))
+            if limited:
+                clean = d.at
+            last_oversale = d.at
         if not limited and score < policy.limit_below_score:
             limited, since, clean = True, d.at, d.at
             history.append(HistoryEntry(d.at, "limited", d.category, 0, score, d.violation_id))
     lift = lift_time()
     if lift is not None and lift <= now:
-        limited, since, clean = False, None, None
+        limited, since, clean, need, repeats = False, None, None, policy.clean_days, 0
         history.append(HistoryEntry(lift, "lifted"))
         lift = None
     passed = limited and since is not None and any(p >= since for p in passes)
-    return Standing(scores, limited, since, clean, passed, lift, history)
+    return Standing(scores, limited, since, clean, passed, lift, history, need, repeats)
+
+
+def is_repeat(previous_oversale: datetime | None, at: datetime, policy: AccountabilityPolicy) -> bool:
+    """An over-sale within the repeat window of the previous one (the caller checks the merchant is limited)."""
+    return previous_oversale is not None and at - previous_oversale <= timedelta(days=policy.repeat_window_days)
+
+
+def repeat_rule(policy: AccountabilityPolicy) -> str:
+    """The repeat-offence rule in plain words, as merchants are told it."""
+    return (f"over-selling again while limited, within {policy.repeat_window_days} days of the previous "
+            f"over-sale, lengthens the limits to {policy.repeat_clean_days} clean days; at "
+            f"{policy.repeat_suspension_after} such repeats new listings are suspended for "
+            f"{policy.repeat_suspension_days} days")
 
 
 def is_limited(limited: bool, lift_at: datetime | None, now: datetime) -> bool:
@@ -258,9 +289,9 @@ def recovery_steps(standing: Standing, policy: AccountabilityPolicy, now: dateti
     if not standing.limited or standing.clean_since is None:
         return []
     steps = []
-    clean_until = standing.clean_since + timedelta(days=policy.clean_days)
+    clean_until = standing.clean_since + timedelta(days=standing.clean_days_needed)
     if clean_until > now:
-        steps.append(f"stay {policy.clean_days} consecutive days without an over-sale "
+        steps.append(f"stay {standing.clean_days_needed} consecutive days without an over-sale "
                      f"(until {clean_until.isoformat()})")
     if not standing.exam_passed:
         steps.append(f"pass the compliance exam (pass mark {policy.exam_pass_percent}%)")

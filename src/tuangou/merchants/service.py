@@ -107,7 +107,30 @@ def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kin
                            {"violation_id": violation.id, "ref": ref}, severity="warning")
     if violation_kind == rules.ViolationKind.FALSE_CLAIM:
         _punish_false_claim(uow, violation, policy)
+    if any(h.event == "escalated" and h.violation_id == violation.id for h in standing.history):
+        _escalate(uow, violation, standing, policy)
     return violation.id
+
+
+def _escalate(uow: InTransaction, violation: Violation, standing: rules.Standing,
+              policy: rules.AccountabilityPolicy) -> None:
+    """A repeat offence (E4): the replay already lengthened the limits; say so, naming the rule, and
+    suspend new listings at the policy's count (tied to the violation, so an upheld appeal lifts it)."""
+    rule = rules.repeat_rule(policy)
+    record_event(uow.session, "RepeatOffenceRecorded", {"violation_id": violation.id, "merchant_id":
+                 violation.merchant_id, "repeat_offences": standing.repeat_offences}, uow.now,
+                 merchant_id=violation.merchant_id)
+    notify.notify_merchant(uow, violation.merchant_id, "repeat_offence", "Repeat over-selling: limits lengthened",
+                           f"Rule: {rule}. Incident {violation.ref} came while your traffic was limited. "
+                           "To recover: " + "; ".join(rules.recovery_steps(standing, policy, uow.now)) + ".",
+                           {"violation_id": violation.id, "rule": "repeat_offence",
+                            "repeat_offences": standing.repeat_offences}, severity="critical")
+    if standing.repeat_offences >= policy.repeat_suspension_after:
+        add_penalty(uow, violation.merchant_id, rules.PenaltyKind.LISTING_SUSPENSION,
+                    rule=f"repeat over-selling: {standing.repeat_offences} repeat offences while limited "
+                         f"(suspension at {policy.repeat_suspension_after}): {rule}",
+                    evidence=f"{violation.ref}: {violation.reason}",
+                    ends_at=uow.now + timedelta(days=policy.repeat_suspension_days), violation_id=violation.id)
 
 
 def lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
