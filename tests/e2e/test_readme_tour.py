@@ -65,6 +65,11 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"code":"already_redeemed"' in out
     assert '"code":"forbidden"' in out
     assert "null" not in re.findall(r'\{"id":(\w+),"status"', out)
+    # accountability: a drawn exam paper, the retake cool-down, a funded deposit a deduction takes from, and an
+    # ops action without a reason refused
+    assert '{"language":"en","questions":5}' in out and '"code":"exam_cooldown"' in out
+    assert '{"status":"succeeded","replayed":true}' in out and '{"balance_cents":90000,"owed_cents":0}' in out
+    assert '{"code":"reason_required"}' in out
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out
