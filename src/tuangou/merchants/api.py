@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from tuangou.catalog import rules as catalog_rules
-from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
+from tuangou.core.http import MAX_ID, Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
 from tuangou.core.input import Body
 from tuangou.merchants import casework, deposits, exam, exam_bank, rules, service
 
@@ -63,7 +63,7 @@ class Retire(Body):
 
 class Answers(Body):
     answers: dict[int, int] = Field(description="question id -> index of the chosen option")
-    paper_id: int | None = Field(default=None, ge=1, description="the paper drawn; default: the open one")
+    paper_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="the paper drawn; default: the open one")
 
 
 class PaperRequest(Body):

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from tuangou.accounts import service as accounts
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
-from tuangou.core.auth import Principal
+from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore
 from tuangou.core.errors import Conflict, IdempotencyConflict, ValidationFailed
 from tuangou.core.outbox import record_event
@@ -40,7 +40,9 @@ def _view(t: DepositTopUp, replayed: bool = False) -> dict[str, Any]:
 def top_up(uow: UnitOfWork, actor: Principal, merchant_id: int, amount_cents: int, key: str,
            gateway: PaymentGateway, outcome: str | None = None) -> dict[str, Any]:
     """Pay into the deposit. One top-up per (merchant, key): a retry answers with it and is charged at most
-    once (the gateway key is the top-up's id); no database lock is held while the gateway thinks."""
+    once (the gateway key is the top-up's id); no database lock is held while the gateway thinks. The merchant
+    pays its own deposit (ops deduct from it, they do not fund it)."""
+    actor.require(Role.MERCHANT)
     actor.require_merchant(merchant_id)
     if not key.strip():
         raise ValidationFailed("send an Idempotency-Key header", code="idempotency_key_required")
