@@ -17,7 +17,7 @@ from tuangou.core.auth import Principal, Role
 from tuangou.core.config import Settings
 from tuangou.core.db import Database, UnitOfWork
 from tuangou.core.registry import load_models
-from tuangou.merchants import casework
+from tuangou.merchants import deposits, exam
 from tuangou.orders import service as orders
 from tuangou.orders import signals
 from tuangou.orders.gateway import SandboxGateway
@@ -29,12 +29,7 @@ SHOPS = [
     ("Taro Cake House", "bakery", "¥9.9 taro mille-feuille", 990, 2800, 60),
 ]
 
-EXAM = [  # the compliance exam a merchant under traffic limits takes (seed 000)
-    ("A store serves 50 a day; a promotion runs 10 days. How many vouchers are safe to sell?",
-     ["500", "400", "600"], 1),
-    ("Sales are 10 away from the cap and stock cannot grow. What do you do?",
-     ["keep selling", "stop the listing or ask ops to approve more stock with evidence", "raise the cap yourself"], 1),
-]
+DEMO_DEPOSIT_CENTS = 100_000  # each demo merchant pays 1,000 yuan into its deposit (the gateway is the sandbox)
 
 
 def demo_secret(var: Path) -> str:
@@ -66,15 +61,15 @@ def _load(db: Database, step: Callable[[int, int], None], key: str) -> list[tupl
     if already is None:
         ops = accounts.create_user(uow, None, "ops@demo.tuangou", PASSWORD, Role.OPS, "Demo Ops", reason="demo")
         ops_p = Principal(ops.id, Role.OPS)
-        for text, options, correct in EXAM:
-            casework.add_question(uow, ops_p, text=text, options=options, correct_index=correct, reason="demo")
+        gateway = SandboxGateway()
+        exam.ensure_default_bank(uow)  # the shipped compliance exam (it would also load on first use)
         buyers = [accounts.sign_up_buyer(uow, f"buyer{i}@demo.tuangou", PASSWORD, f"Buyer {i}") for i in (1, 2, 3)]
         now = uow.clock.now()
-        gateway = SandboxGateway()
         for i, (shop, category, title, price, original, cap) in enumerate(SHOPS, start=1):
             merchant_id, owner = accounts.create_merchant(uow, ops_p, shop, f"merchant{i}@demo.tuangou", PASSWORD,
                                                           "demo")
             mp = Principal(owner.id, Role.MERCHANT, merchant_id)
+            deposits.top_up(uow, mp, merchant_id, DEMO_DEPOSIT_CENTS, "demo-deposit", gateway)
             store = catalog.create_store(uow, mp, shop, category, "Asia/Shanghai", "Chaoyang, Beijing")
             deal = catalog.create_deal(uow, mp, store.id, title=title, kind="voucher", price_cents=price,
                                        original_price_cents=original, valid_from=now - timedelta(hours=1),

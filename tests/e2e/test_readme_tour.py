@@ -48,6 +48,11 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '"code":"item_voucher_used"' in out and '"amount_cents":1500,"status":"recovered"' in out
     # the case report of the month so far shows the breaker's over-sale with real figures, never n/a or ¥0
     assert re.search(r"\(over-sold: [1-9]\d*, compensation 5\.00 yuan, safe sales [1-9]\d*\)", out), out
+    # accountability: a drawn exam paper, the retake cool-down, a funded deposit a deduction takes from, and an
+    # ops action without a reason refused
+    assert '{"language":"en","questions":5}' in out and '"code":"exam_cooldown"' in out
+    assert '{"status":"succeeded","replayed":true}' in out and '{"balance_cents":90000,"owed_cents":0}' in out
+    assert '{"code":"reason_required"}' in out
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out

@@ -36,8 +36,10 @@ def relogin(stage, merchant_email):
 
 
 def pass_exam(stage, merchant):
-    questions = stage.client.get("/api/v1/exam-questions", headers=stage.ops).json()["items"]
-    answers = {str(q["id"]): q["correct_index"] for q in questions}
+    right = {q["id"]: q["correct_index"] for q in stage.client.get("/api/v1/exam-questions",
+                                                                   headers=stage.ops).json()["items"]}
+    paper = stage.client.post("/api/v1/exam-papers", headers=merchant).json()
+    answers = {str(q["id"]): right[q["id"]] for q in paper["questions"]}
     r = stage.client.post("/api/v1/exam-attempts", headers=merchant, json={"answers": answers})
     assert r.status_code == 201, r.text
     return r.json()
@@ -49,7 +51,7 @@ def test_fruit_merchant_is_limited_then_recovers(stage):
                          json={"changes": {"normal_daily_intake": 50}, "reason": "seed: 50 orders a day"})
     assert r.status_code == 200 and r.json()["limited_daily_intake"] == 20
     stage.client.post("/api/v1/exam-questions", headers=stage.ops, json={
-        "text": "Safe sales for 50 a day over 10 days?", "options": ["500", "400", "600"], "correct_index": 1})
+        "text": "Safe sales for 50 a day over 10 days?", "options": ["500", "400", "600"], "correct_index": 1, "reason": "test"})
     fruit_id, fruit = stage.merchant("Berry Farm")
     fruit_email = f"m{stage._n}@test.tuangou"
     deal = stage.deal(fruit, stage.store(fruit, "fresh"), title="Strawberry box", daily_cap=500)

@@ -76,8 +76,12 @@ def test_an_exam_passed_before_the_limits_does_not_count():
 
 
 def test_an_over_sale_while_limited_restarts_the_clean_days():
+    # (within 14 days of the previous one it is also a repeat offence: 14 clean days, not 7)
     history = [_oversale(1, 0), _oversale(2, 1), _oversale(3, 2), _oversale(4, 6)]
     st_ = rules.replay(history, [T0 + timedelta(days=3)], POLICY, T0 + timedelta(days=10))
+    assert st_.limited and st_.lift_at == T0 + timedelta(days=20)
+    plain = AccountabilityPolicy(repeat_clean_days=POLICY.clean_days)
+    st_ = rules.replay(history, [T0 + timedelta(days=3)], plain, T0 + timedelta(days=10))
     assert st_.limited and st_.lift_at == T0 + timedelta(days=13)
 
 
@@ -153,3 +157,28 @@ def test_policy_changes_are_type_checked():
     bad = {"start_score": True, "clean_days": 1.5, "oversale_points": {"fresh": "8"}, "report_timezone": "Mars/Base",
            "limited_daily_intake": 10**12, "bonus": 1}
     assert len(rules.change_problems(bad)) == 6
+
+
+def test_over_selling_again_while_limited_lengthens_the_limits():
+    # given limits from the third over-sale (day 2) and an exam passed on day 3
+    history = [_oversale(1, 0), _oversale(2, 1), _oversale(3, 2)]
+    exam = [T0 + timedelta(days=3)]
+    plain = rules.replay(history, exam, POLICY, T0 + timedelta(days=4))
+    assert plain.lift_at == T0 + timedelta(days=9) and plain.repeat_offences == 0
+    # when the merchant over-sells again on day 5, within 14 days of the previous over-sale
+    again = rules.replay([*history, _oversale(4, 5)], exam, POLICY, T0 + timedelta(days=6))
+    # then it is a repeat offence: 14 clean days from day 5, said in the steps and the history
+    assert again.repeat_offences == 1 and again.clean_days_needed == 14
+    assert again.lift_at == T0 + timedelta(days=19)
+    assert "14 consecutive days" in rules.recovery_steps(again, POLICY, T0 + timedelta(days=6))[0]
+    assert [h.event for h in again.history][-2:] == ["deduction", "escalated"]
+    # and once the limits lift, the next spell starts from the plain rule again
+    later = rules.replay([*history, _oversale(4, 5), _oversale(5, 40)], exam, POLICY, T0 + timedelta(days=41))
+    assert later.limited and later.repeat_offences == 0 and later.clean_days_needed == 7
+
+
+def test_an_over_sale_after_the_window_is_not_a_repeat():
+    # limited without an exam for a month: the next over-sale is 20 days after the previous one
+    history = [_oversale(1, 0), _oversale(2, 1), _oversale(3, 2), _oversale(4, 22)]
+    st_ = rules.replay(history, [], POLICY, T0 + timedelta(days=23))
+    assert st_.limited and st_.repeat_offences == 0 and st_.clean_days_needed == 7

@@ -96,6 +96,8 @@ def create_campaign(uow: UnitOfWork, actor: Principal, *, deal_id: int, threshol
             raise ValidationFailed("; ".join(problems))
         if pool_id is not None:
             pools.own_pool(uow, Principal(actor.user_id, Role.MERCHANT, ctx.merchant_id), pool_id)
+        # a group-buy is a promotion and a listing: promotion bans, listing suspensions and deposits apply (C7)
+        catalog.check_may_list(uow, deal_id, ctx.merchant_id, large_promotion=True)
         camp = Campaign(merchant_id=ctx.merchant_id, deal_id=deal_id, title=ctx.title,
                         pickup_point=pickup_point.strip(), leader_id=leader_id, supplier_id=supplier_id,
                         pool_id=pool_id, threshold=threshold, max_size=max_size,

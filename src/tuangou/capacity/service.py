@@ -48,7 +48,7 @@ __all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "d
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
@@ -218,6 +218,7 @@ def record_inspection(uow: UnitOfWork, actor: Principal, audit_id: int, findings
                       reason: str) -> dict[str, Any]:
     """Ops record what an on-site inspection found; the findings override the declared numbers."""
     actor.require(Role.OPS)
+    require_reason(reason)
     with uow:
         audit = _pending_audit(uow, audit_id)
         try:
@@ -308,6 +309,8 @@ def report_disruption(uow: UnitOfWork, actor: Principal, store_id: int, *, kind:
                       max_units: int | None, starts_at: datetime | None, ends_at: datetime | None,
                       deal_id: int | None, reason: str) -> dict[str, Any]:
     """The merchant or ops report lost capacity; today's caps follow in the same transaction."""
+    if actor.role == Role.OPS:
+        require_reason(reason)
     if kind not in DisruptionKind.__members__.values():
         raise ValidationFailed(f"kind must be one of {', '.join(DisruptionKind)}")
     if not 0 <= capacity_factor <= 1:
@@ -336,6 +339,8 @@ def report_disruption(uow: UnitOfWork, actor: Principal, store_id: int, *, kind:
 
 @retry_on_deadlock
 def end_disruption(uow: UnitOfWork, actor: Principal, disruption_id: int, reason: str) -> dict[str, Any]:
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         dis = uow.session.get(CapacityDisruption, disruption_id)
         if dis is None:

@@ -36,7 +36,7 @@ from tuangou.catalog.counters import (
     snapshot_query,
 )
 from tuangou.catalog.models import CapacityBucket, Deal, Store
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, upsertable_insert
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -234,7 +234,9 @@ def _bucket_caps(deal: Deal, service_date: date) -> dict[str, int]:
 
 
 def publish_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str = "") -> DealView:
-    """Put a draft or delisted deal on sale and open its buckets."""
+    """Put a draft or delisted deal on sale and open its buckets (ops on a merchant's behalf: with a reason)."""
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         deal = own_deal(uow, actor, deal_id, for_update=True)
         _require_active_merchant(uow, deal.merchant_id)
@@ -290,6 +292,8 @@ def delist_merchant_deals(uow: InTransaction, merchant_id: int, why: str) -> int
 
 
 def delist_deal(uow: UnitOfWork, actor: Principal, deal_id: int, reason: str) -> DealView:
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         deal = own_deal(uow, actor, deal_id, for_update=True)
         delist(uow, deal_id, reason or "delisted by merchant")
@@ -316,6 +320,21 @@ def get_deal(uow: UnitOfWork, deal_id: int, actor: Principal | None = None) -> D
 
 def _may_see_draft(actor: Principal | None, deal: Deal) -> bool:
     return actor is not None and (actor.role == Role.OPS or actor.merchant_id == deal.merchant_id)
+
+
+def deal_category(tx: InTransaction, deal_id: int) -> str:
+    """Inside an open unit of work: the category a deal is sold in."""
+    category = tx.session.scalar(select(Deal.category).where(Deal.id == deal_id))
+    if category is None:
+        raise NotFound(f"deal {deal_id} not found")
+    return str(category)
+
+
+def check_may_list(tx: InTransaction, deal_id: int, merchant_id: int, large_promotion: bool) -> None:
+    """Inside an open unit of work: the checks a publish makes (suspensions, promotion bans, deposits, paused
+    business lines), for a deal offered in another form, e.g. a group-buy campaign (a large promotion)."""
+    for p in participants.registry.items:
+        p.check_publish(tx, deal_id, merchant_id, large_promotion)
 
 
 def deal_context(uow: UnitOfWork, deal_id: int) -> DealContext:

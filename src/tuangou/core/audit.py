@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from tuangou.core.db import Base, UTCDateTime
+from tuangou.core.errors import ValidationFailed
 
 
 class AuditEntry(Base):
@@ -24,8 +25,19 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+def require_reason(reason: str) -> str:
+    """Every ops decision states why (the audit log keeps it): 422 `reason_required`, before anything moves."""
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    return reason
+
+
 def record_audit(session: Session, *, actor_id: int | None, actor_role: str, action: str, target: str,
                  reason: str, now: datetime, details: dict[str, Any] | None = None) -> None:
+    """Services check the reason before they act (`require_reason`); this is the backstop, so no ops
+    decision is ever recorded without one (the unit of work then rolls back)."""
+    if actor_role == "ops":
+        require_reason(reason)
     session.add(AuditEntry(actor_id=actor_id, actor_role=actor_role, action=action, target=target,
                            reason=reason, details=details or {}, at=now))
 

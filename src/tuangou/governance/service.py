@@ -16,7 +16,7 @@ from tuangou.capacity import rules as capacity_rules
 from tuangou.capacity import service as capacity
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound, ValidationFailed
@@ -66,6 +66,8 @@ def set_bucket_cap(uow: UnitOfWork, actor: Principal, deal_id: int, key: str, ca
     change request (refused with `change_request_required`); a decrease applies at
     once, and one below what is sold trips the circuit breaker.
     """
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         deal = catalog.own_deal(uow, actor, deal_id, for_update=True)
         if cap < 0:

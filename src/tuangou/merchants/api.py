@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from tuangou.catalog import rules as catalog_rules
-from tuangou.core.http import Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
+from tuangou.core.http import MAX_ID, Auth, Merchant, Ops, ReadUoW, UoW, file_response, read_upload
 from tuangou.core.input import Body
-from tuangou.merchants import casework, rules, service
+from tuangou.merchants import casework, deposits, exam, exam_bank, rules, service
 
 router = APIRouter(prefix="/api/v1", tags=["merchant accountability"])
 
@@ -38,6 +38,12 @@ class NewPenalty(Body):
     violation_id: int | None = None
 
 
+class TopUp(Body):
+    amount_cents: int = Field(ge=1, le=deposits.MAX_TOP_UP_CENTS)
+    outcome: Literal["succeed", "fail", "timeout"] | None = Field(
+        default=None, description="sandbox gateway only: the answer the charge gets")
+
+
 class Decision(Body):
     uphold: bool = Field(description="true: the merchant wins, points and penalties are restored")
     reason: str = Field(min_length=1, max_length=2000)
@@ -47,7 +53,8 @@ class NewQuestion(Body):
     text: str = Field(min_length=1, max_length=2000)
     options: list[str] = Field(min_length=2, max_length=8)
     correct_index: int = Field(ge=0)
-    reason: str = Field(default="", max_length=500)
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    reason: str = Field(default="", max_length=500, description="why (required: 422 reason_required)")
 
 
 class Retire(Body):
@@ -56,6 +63,11 @@ class Retire(Body):
 
 class Answers(Body):
     answers: dict[int, int] = Field(description="question id -> index of the chosen option")
+    paper_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="the paper drawn; default: the open one")
+
+
+class PaperRequest(Body):
+    language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the language of the questions")
 
 
 @router.get("/accountability-policy", summary="Deductions, thresholds, limits and exam pass mark in force")
@@ -103,6 +115,20 @@ def impose_penalty(merchant_id: int, body: NewPenalty, p: Ops, uow: UoW) -> dict
                                   violation_id=body.violation_id)
 
 
+@router.get("/merchants/{merchant_id}/deposit", summary="The deposit held, what is owed, minimums and movements")
+def get_deposit(merchant_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
+    return deposits.deposit(uow, p, merchant_id)
+
+
+@router.post("/merchants/{merchant_id}/deposit/top-ups", status_code=201,
+             summary="Pay into the deposit through the payment gateway (Idempotency-Key required)")
+def top_up(merchant_id: int, body: TopUp, p: Merchant, uow: UoW, request: Request,
+           idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None
+           ) -> dict[str, Any]:
+    return deposits.top_up(uow, p, merchant_id, body.amount_cents, idempotency_key or "",
+                           request.app.state.payment_gateway, body.outcome)
+
+
 @router.post("/appeals", status_code=201, summary="A merchant appeals a deduction or penalty with evidence files")
 def file_appeal(p: Merchant, uow: UoW, request: Request, target: Annotated[str, Form(max_length=40)],
                 statement: Annotated[str, Form(max_length=4000)],
@@ -136,30 +162,36 @@ def decide_appeal(appeal_id: int, body: Decision, p: Ops, uow: UoW) -> dict[str,
     return casework.decide_appeal(uow, p, appeal_id, uphold=body.uphold, reason=body.reason)
 
 
-@router.get("/exam-questions", summary="Ops: the bank with answers; merchants: the active exam")
-def list_questions(p: Merchant, uow: ReadUoW) -> dict[str, Any]:
-    return {"items": casework.list_questions(uow, p), "next_cursor": None}
+@router.get("/exam-questions", summary="Ops: the bank with answers; merchants: the active bank")
+def list_questions(p: Merchant, uow: ReadUoW, language: Literal["zh-CN", "en"] | None = None) -> dict[str, Any]:
+    return {"items": exam.list_questions(uow, p, language), "next_cursor": None}
 
 
 @router.post("/exam-questions", status_code=201)
 def add_question(body: NewQuestion, p: Ops, uow: UoW) -> dict[str, Any]:
-    return casework.add_question(uow, p, text=body.text, options=body.options, correct_index=body.correct_index,
-                                 reason=body.reason)
+    return exam.add_question(uow, p, text=body.text, options=body.options, correct_index=body.correct_index,
+                             reason=body.reason, language=body.language)
 
 
 @router.post("/exam-questions/{question_id}/retire")
 def retire_question(question_id: int, body: Retire, p: Ops, uow: UoW) -> dict[str, Any]:
-    return casework.retire_question(uow, p, question_id, body.reason)
+    return exam.retire_question(uow, p, question_id, body.reason)
 
 
-@router.post("/exam-attempts", status_code=201, summary="A merchant takes the compliance exam")
+@router.post("/exam-papers", status_code=201,
+             summary="A merchant draws an exam paper (random questions; the open one again until handed in)")
+def draw_paper(p: Merchant, uow: UoW, body: PaperRequest | None = None) -> dict[str, Any]:
+    return exam.draw_paper(uow, p, body.language if body else exam_bank.LANGUAGES[0])
+
+
+@router.post("/exam-attempts", status_code=201, summary="A merchant hands in its paper and is graded")
 def take_exam(body: Answers, p: Merchant, uow: UoW) -> dict[str, Any]:
-    return casework.take_exam(uow, p, body.answers)
+    return exam.take_exam(uow, p, body.answers, body.paper_id)
 
 
 @router.get("/merchants/{merchant_id}/exam-attempts")
 def list_attempts(merchant_id: int, p: Merchant, uow: ReadUoW) -> dict[str, Any]:
-    return {"items": casework.list_attempts(uow, p, merchant_id), "next_cursor": None}
+    return {"items": exam.list_attempts(uow, p, merchant_id), "next_cursor": None}
 
 
 @router.get("/case-reports", summary="Monthly anonymised over-selling case reports")

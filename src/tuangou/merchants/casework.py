@@ -1,4 +1,4 @@
-"""Use cases around a merchant's record: appeals with evidence, the compliance exam, the monthly case report.
+"""Use cases around a merchant's record: appeals with evidence and the monthly case report (the exam: exam.py).
 
 Each function is one unit of work, like service.py; they share its standing and penalty helpers.
 """
@@ -26,8 +26,6 @@ from tuangou.merchants.models import (
     Appeal,
     AppealEvidence,
     CaseReport,
-    ExamAttempt,
-    ExamQuestion,
     Penalty,
     Violation,
 )
@@ -173,85 +171,6 @@ def evidence_file(uow: UnitOfWork, actor: Principal, appeal_id: int, evidence_id
             raise NotFound("evidence not found")
         actor.require_merchant(appeal.merchant_id)
         return evidence.filename, evidence.content_type, evidence.data
-
-
-# ---- the compliance exam ------------------------------------------------------------------------
-
-def _question_view(q: ExamQuestion, with_answer: bool) -> dict[str, Any]:
-    view = {"id": q.id, "text": q.text, "options": q.options, "active": q.active}
-    return {**view, "correct_index": q.correct_index} if with_answer else view
-
-
-def add_question(uow: UnitOfWork, actor: Principal, *, text: str, options: list[str], correct_index: int,
-                 reason: str) -> dict[str, Any]:
-    actor.require(Role.OPS)
-    if not text.strip() or not 2 <= len(options) <= 8 or any(not o.strip() for o in options):
-        raise ValidationFailed("a question needs text and 2 to 8 non-empty options")
-    if not 0 <= correct_index < len(options):
-        raise ValidationFailed("correct_index must point at one of the options")
-    with uow:
-        q = ExamQuestion(text=text, options=options, correct_index=correct_index, active=True, created_at=uow.now)
-        uow.session.add(q)
-        uow.session.flush()
-        record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="add_exam_question",
-                     target=f"exam_question:{q.id}", reason=reason or "question added", now=uow.now)
-        uow.commit()
-        return _question_view(q, True)
-
-
-def retire_question(uow: UnitOfWork, actor: Principal, question_id: int, reason: str) -> dict[str, Any]:
-    actor.require(Role.OPS)
-    with uow:
-        q = uow.session.get(ExamQuestion, question_id)
-        if q is None:
-            raise NotFound(f"question {question_id} not found")
-        q.active = False
-        record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="retire_exam_question",
-                     target=f"exam_question:{q.id}", reason=reason or "question retired", now=uow.now)
-        uow.commit()
-        return _question_view(q, True)
-
-
-def list_questions(uow: UnitOfWork, actor: Principal) -> list[dict[str, Any]]:
-    """Ops see the answers and retired questions; merchants see the active exam only."""
-    with uow:
-        q = select(ExamQuestion).order_by(ExamQuestion.id)
-        if actor.role != Role.OPS:
-            q = q.where(ExamQuestion.active)
-        return [_question_view(x, actor.role == Role.OPS) for x in uow.session.scalars(q)]
-
-
-def take_exam(uow: UnitOfWork, actor: Principal, answers: dict[int, int]) -> dict[str, Any]:
-    """A merchant answers every active question; a pass may lift traffic limits at once."""
-    actor.require(Role.MERCHANT)
-    assert actor.merchant_id is not None
-    with uow:
-        policy = load_policy(uow)
-        bank = {q.id: q.correct_index for q in uow.session.scalars(select(ExamQuestion).where(ExamQuestion.active))}
-        if not bank:
-            raise Conflict("the exam has no questions yet", code="exam_empty")
-        result = rules.grade(bank, answers, policy.exam_pass_percent)
-        attempt = ExamAttempt(merchant_id=actor.merchant_id, user_id=actor.user_id,
-                              answers={str(k): v for k, v in answers.items()}, correct=result.correct,
-                              total=result.total, passed=result.passed, at=uow.now)
-        uow.session.add(attempt)
-        uow.session.flush()
-        record_event(uow.session, "ExamTaken", {"attempt_id": attempt.id, "passed": result.passed}, uow.now,
-                     merchant_id=actor.merchant_id)
-        standing = refresh_standing(uow, actor.merchant_id, policy) if result.passed else None
-        uow.commit()
-        return {"id": attempt.id, "correct": result.correct, "total": result.total, "percent": result.percent,
-                "pass_percent": policy.exam_pass_percent, "passed": result.passed,
-                "limited": standing.limited if standing else None,
-                "recovery_steps": rules.recovery_steps(standing, policy, uow.now) if standing else None}
-
-
-def list_attempts(uow: UnitOfWork, actor: Principal, merchant_id: int) -> list[dict[str, Any]]:
-    actor.require_merchant(merchant_id)
-    with uow:
-        return [{"id": a.id, "correct": a.correct, "total": a.total, "passed": a.passed, "at": a.at.isoformat()}
-                for a in uow.session.scalars(select(ExamAttempt).where(ExamAttempt.merchant_id == merchant_id)
-                                             .order_by(ExamAttempt.id))]
 
 
 # ---- the monthly case report --------------------------------------------------------------------

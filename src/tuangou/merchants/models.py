@@ -53,6 +53,17 @@ class IntakeCounter(Base):
     orders: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class IntakeHold(Base):
+    """Which order took a unit of which day's intake: deleting the row gives the unit back, so an order that
+    ends unpaid (expired, cancelled) releases its unit exactly once however often its end is processed."""
+
+    __tablename__ = "merchant_intake_holds"
+
+    order_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[str] = mapped_column(String(10))
+
+
 class Penalty(Base):
     __tablename__ = "merchant_penalties"
 
@@ -109,9 +120,13 @@ class ExamQuestion(Base):
     correct_index: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")  # "zh-CN" or "en"
+    seed_key: Mapped[str | None] = mapped_column(String(40), nullable=True, unique=True)  # shipped questions
 
 
 class ExamAttempt(Base):
+    """A paper drawn for a merchant, then graded once against the questions it drew (`submitted_at`)."""
+
     __tablename__ = "exam_attempts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -121,7 +136,10 @@ class ExamAttempt(Base):
     correct: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     passed: Mapped[bool] = mapped_column(Boolean)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # drawn, then the time of the result
+    question_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # None: still open
 
 
 class CaseReport(Base):
@@ -133,3 +151,21 @@ class CaseReport(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     markdown: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DepositTopUp(Base):
+    """A merchant paying into its deposit through the gateway; (merchant, key) is unique so a retried
+    request is the same top-up, charged and booked once."""
+
+    __tablename__ = "merchant_deposit_top_ups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # a TopUpStatus
+    reference: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("merchant_id", "idempotency_key"),)

@@ -7,6 +7,7 @@ that followed from them.
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -38,6 +39,12 @@ class PenaltyStatus(StrEnum):
     LIFTED = "lifted"  # lifted early, e.g. by a won appeal; money given back
 
 
+class TopUpStatus(StrEnum):
+    PENDING = "pending"  # sent to the gateway, no answer yet (a retry with the same key asks again)
+    SUCCEEDED = "succeeded"  # charged and booked into the deposit
+    FAILED = "failed"  # declined by the gateway; nothing booked
+
+
 class AppealStatus(StrEnum):
     OPEN = "open"  # waiting for ops
     UPHELD = "upheld"  # the merchant won: points restored, what followed lifted
@@ -62,8 +69,20 @@ class AccountabilityPolicy:
     normal_daily_intake: int | None = None  # orders a day without limits (None: no cap)
     limited_daily_intake: int = 20  # orders a day while limited
     clean_days: int = 7  # consecutive days without an over-sale needed to recover
+    # repeat offences (seed 000: over-selling two weeks running): an over-sale while already limited and within
+    # `repeat_window_days` of the previous one lengthens the limits; the `repeat_suspension_after`-th such repeat
+    # in one spell of limits also suspends new listings
+    repeat_window_days: int = 14
+    repeat_clean_days: int = 14  # clean days needed to recover after a repeat offence (instead of clean_days)
+    repeat_suspension_after: int = 2
+    repeat_suspension_days: int = 7
     exam_pass_percent: int = 80
+    exam_questions_per_attempt: int = 5  # drawn at random from the active bank in the merchant's language
+    exam_retake_cooldown_hours: int = 24  # after a failed attempt, the next paper waits this long
     report_timezone: str = "Asia/Shanghai"
+    # deposits (C7): the seeds give no figure, so no category needs one until ops set it
+    min_deposit_cents: dict[str, int] = field(default_factory=dict)  # category -> deposit needed to publish
+    min_deposit_cents_other: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +96,11 @@ class AccountabilityPolicy:
 MAX_POLICY_NUMBER = 1_000_000
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POLICY_NUMBER
+MAX_DEPOSIT_CENTS = 10**10
+
+
+def _whole(value: Any, most: int = MAX_POLICY_NUMBER) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
 
 
 def change_problems(changes: dict[str, Any]) -> list[str]:
@@ -86,16 +108,19 @@ def change_problems(changes: dict[str, Any]) -> list[str]:
     known = {f.name for f in fields(AccountabilityPolicy)}
     problems = [f"unknown policy field {name!r}" for name in sorted(set(changes) - known)]
     for name, value in changes.items():
-        if name == "oversale_points":
-            if not isinstance(value, dict) or not all(isinstance(k, str) and _whole(v) for k, v in value.items()):
-                problems.append("oversale_points must map categories to whole numbers")
+        if name in ("oversale_points", "min_deposit_cents"):
+            most = MAX_DEPOSIT_CENTS if name == "min_deposit_cents" else MAX_POLICY_NUMBER
+            if not isinstance(value, dict) or not all(isinstance(k, str) and _whole(v, most) for k, v in value.items()):
+                problems.append(f"{name} must map categories to whole numbers")
         elif name == "report_timezone":
             if not isinstance(value, str) or not _valid_zone(value):
                 problems.append("report_timezone must be a time zone name")
         elif name == "normal_daily_intake":
             if value is not None and not _whole(value):
                 problems.append("normal_daily_intake must be empty or a whole number")
-        elif name in known and not _whole(value):
+        elif name == "min_deposit_cents_other" and not _whole(value, MAX_DEPOSIT_CENTS):
+            problems.append("min_deposit_cents_other must be a whole number of cents")
+        elif name in known and name != "min_deposit_cents_other" and not _whole(value):
             problems.append(f"{name} must be a whole number from 0 to {MAX_POLICY_NUMBER}")
     return problems
 
@@ -120,6 +145,10 @@ def policy_problems(p: AccountabilityPolicy) -> list[str]:
                         ("exam_pass_percent", p.exam_pass_percent)]:
         if not 0 <= value <= 100:
             problems.append(f"{name} must be between 0 and 100")
+    if p.repeat_suspension_after < 1 or p.repeat_suspension_days < 1:
+        problems.append("repeat_suspension_after and repeat_suspension_days must be >= 1")
+    if p.exam_questions_per_attempt < 1:
+        problems.append("exam_questions_per_attempt must be >= 1")
     if p.false_claim_removal_count < 1:
         problems.append("false_claim_removal_count must be >= 1")
     if p.normal_daily_intake is not None and p.normal_daily_intake < p.limited_daily_intake:
@@ -149,7 +178,7 @@ class Deduction:
 @dataclass(frozen=True)
 class HistoryEntry:
     at: datetime
-    event: str  # "deduction", "limited" or "lifted"
+    event: str  # "deduction", "limited", "escalated" (a repeat offence) or "lifted"
     category: str | None = None
     points: int = 0
     score_after: int | None = None
@@ -165,6 +194,8 @@ class Standing:
     exam_passed: bool  # an exam passed since the limits began
     lift_at: datetime | None  # when limits lift given what is known (None: an exam is still needed)
     history: list[HistoryEntry]
+    clean_days_needed: int = 7  # clean_days, or repeat_clean_days after a repeat offence in this spell
+    repeat_offences: int = 0  # repeat offences in the current spell of limits
 
 
 def replay(deductions: list[Deduction], exam_passes: list[datetime], policy: AccountabilityPolicy,
@@ -173,39 +204,59 @@ def replay(deductions: list[Deduction], exam_passes: list[datetime], policy: Acc
 
     Limits start when a deduction leaves a category score below `limit_below_score`; they lift at
     the later of `clean_days` after the last over-sale (or the start of limits) and an exam passed
-    since the limits began.
+    since the limits began. An over-sale while limited, within `repeat_window_days` of the previous
+    one, is a repeat offence: the spell then needs `repeat_clean_days` clean days.
     """
     scores: dict[str, int] = {}
     history: list[HistoryEntry] = []
     limited, since, clean = False, None, None
+    need, repeats, last_oversale = policy.clean_days, 0, None
     passes = sorted(p for p in exam_passes if p <= now)
 
     def lift_time() -> datetime | None:
         if not limited or since is None or clean is None:
             return None
         passed = next((p for p in passes if p >= since), None)
-        return None if passed is None else max(clean + timedelta(days=policy.clean_days), passed)
+        return None if passed is None else max(clean + timedelta(days=need), passed)
 
     for d in sorted(deductions, key=lambda d: (d.at, d.violation_id)):
         lift = lift_time()
         if lift is not None and lift <= d.at:
-            limited, since, clean = False, None, None
+            limited, since, clean, need, repeats = False, None, None, policy.clean_days, 0
             history.append(HistoryEntry(lift, "lifted"))
         score = scores.get(d.category, policy.start_score) - d.points
         scores[d.category] = score
         history.append(HistoryEntry(d.at, "deduction", d.category, d.points, score, d.violation_id))
-        if limited and d.kind == ViolationKind.OVERSALE:
-            clean = d.at
+        if d.kind == ViolationKind.OVERSALE:
+            if limited and is_repeat(last_oversale, d.at, policy):
+                repeats, need = repeats + 1, max(need, policy.repeat_clean_days)
+                history.append(HistoryEntry(d.at, "escalated", d.category, 0, score, d.violation_id))
+            if limited:
+                clean = d.at
+            last_oversale = d.at
         if not limited and score < policy.limit_below_score:
             limited, since, clean = True, d.at, d.at
             history.append(HistoryEntry(d.at, "limited", d.category, 0, score, d.violation_id))
     lift = lift_time()
     if lift is not None and lift <= now:
-        limited, since, clean = False, None, None
+        limited, since, clean, need, repeats = False, None, None, policy.clean_days, 0
         history.append(HistoryEntry(lift, "lifted"))
         lift = None
     passed = limited and since is not None and any(p >= since for p in passes)
-    return Standing(scores, limited, since, clean, passed, lift, history)
+    return Standing(scores, limited, since, clean, passed, lift, history, need, repeats)
+
+
+def is_repeat(previous_oversale: datetime | None, at: datetime, policy: AccountabilityPolicy) -> bool:
+    """An over-sale within the repeat window of the previous one (the caller checks the merchant is limited)."""
+    return previous_oversale is not None and at - previous_oversale <= timedelta(days=policy.repeat_window_days)
+
+
+def repeat_rule(policy: AccountabilityPolicy) -> str:
+    """The repeat-offence rule in plain words, as merchants are told it."""
+    return (f"over-selling again while limited, within {policy.repeat_window_days} days of the previous "
+            f"over-sale, lengthens the limits to {policy.repeat_clean_days} clean days; at "
+            f"{policy.repeat_suspension_after} such repeats new listings are suspended for "
+            f"{policy.repeat_suspension_days} days")
 
 
 def is_limited(limited: bool, lift_at: datetime | None, now: datetime) -> bool:
@@ -239,9 +290,9 @@ def recovery_steps(standing: Standing, policy: AccountabilityPolicy, now: dateti
     if not standing.limited or standing.clean_since is None:
         return []
     steps = []
-    clean_until = standing.clean_since + timedelta(days=policy.clean_days)
+    clean_until = standing.clean_since + timedelta(days=standing.clean_days_needed)
     if clean_until > now:
-        steps.append(f"stay {policy.clean_days} consecutive days without an over-sale "
+        steps.append(f"stay {standing.clean_days_needed} consecutive days without an over-sale "
                      f"(until {clean_until.isoformat()})")
     if not standing.exam_passed:
         steps.append(f"pass the compliance exam (pass mark {policy.exam_pass_percent}%)")
@@ -262,6 +313,27 @@ def grade(correct_answers: dict[int, int], given: dict[int, int], pass_percent: 
     correct = sum(1 for qid, right in correct_answers.items() if given.get(qid) == right)
     percent = correct * 100 // total if total else 0
     return ExamResult(correct, total, percent, total > 0 and percent >= pass_percent)
+
+
+def min_deposit(category: str, policy: AccountabilityPolicy) -> int:
+    """Deposit (cents) a merchant must hold to publish a deal of `category`."""
+    return policy.min_deposit_cents.get(category, policy.min_deposit_cents_other)
+
+
+def split_deduction(amount_cents: int, deposit_cents: int) -> tuple[int, int]:
+    """(taken from the deposit, owed from settlements): a deduction never drives the deposit below zero."""
+    taken = max(0, min(amount_cents, deposit_cents))
+    return taken, amount_cents - taken
+
+
+def draw_questions(question_ids: list[int], how_many: int, rng: random.Random) -> list[int]:
+    """A paper: `how_many` distinct questions (all when the bank is smaller), in the drawn order."""
+    return rng.sample(sorted(question_ids), min(how_many, len(question_ids)))
+
+
+def retake_at(last_failed_at: datetime | None, policy: AccountabilityPolicy) -> datetime | None:
+    """When the next paper may be drawn after a failed attempt (None: at once)."""
+    return None if last_failed_at is None else last_failed_at + timedelta(hours=policy.exam_retake_cooldown_hours)
 
 
 def previous_month(today: date) -> tuple[date, date, str]:

@@ -88,7 +88,7 @@ def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kin
     if not ref.strip() or len(ref) > 128:
         raise ValidationFailed("ref must name the incident (1-128 characters)")
     policy = load_policy(uow)
-    _lock_standing(uow, merchant_id)
+    lock_standing(uow, merchant_id)
     points = rules.points_for(violation_kind, category, policy)
     info = {**(details or {}), **({"deal_id": deal_id} if deal_id is not None else {})}
     if not insert_ignore(uow.session, Violation.__table__, {
@@ -107,6 +107,8 @@ def record_violation(uow: InTransaction, *, merchant_id: int, category: str, kin
                            {"violation_id": violation.id, "ref": ref}, severity="warning")
     if violation_kind == rules.ViolationKind.FALSE_CLAIM:
         _punish_false_claim(uow, violation, policy)
+    if any(h.event == "escalated" and h.violation_id == violation.id for h in standing.history):
+        _escalate(uow, violation, standing, policy)
     return violation.id
 
 
@@ -117,7 +119,7 @@ def add_violation_compensation(uow: InTransaction, *, merchant_id: int, kind: st
     change. Serialised on the merchant's standing row like every change to its record."""
     if cents <= 0:
         return False
-    _lock_standing(uow, merchant_id)
+    lock_standing(uow, merchant_id)
     violation = uow.session.scalars(select(Violation).where(
         Violation.merchant_id == merchant_id, Violation.kind == kind, Violation.ref == ref)).one_or_none()
     details = dict(violation.details or {}) if violation is not None else {}
@@ -129,7 +131,28 @@ def add_violation_compensation(uow: InTransaction, *, merchant_id: int, kind: st
     return True
 
 
-def _lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
+def _escalate(uow: InTransaction, violation: Violation, standing: rules.Standing,
+              policy: rules.AccountabilityPolicy) -> None:
+    """A repeat offence (E4): the replay already lengthened the limits; say so, naming the rule, and
+    suspend new listings at the policy's count (tied to the violation, so an upheld appeal lifts it)."""
+    rule = rules.repeat_rule(policy)
+    record_event(uow.session, "RepeatOffenceRecorded", {"violation_id": violation.id, "merchant_id":
+                 violation.merchant_id, "repeat_offences": standing.repeat_offences}, uow.now,
+                 merchant_id=violation.merchant_id)
+    notify.notify_merchant(uow, violation.merchant_id, "repeat_offence", "Repeat over-selling: limits lengthened",
+                           f"Rule: {rule}. Incident {violation.ref} came while your traffic was limited. "
+                           "To recover: " + "; ".join(rules.recovery_steps(standing, policy, uow.now)) + ".",
+                           {"violation_id": violation.id, "rule": "repeat_offence",
+                            "repeat_offences": standing.repeat_offences}, severity="critical")
+    if standing.repeat_offences >= policy.repeat_suspension_after:
+        add_penalty(uow, violation.merchant_id, rules.PenaltyKind.LISTING_SUSPENSION,
+                    rule=f"repeat over-selling: {standing.repeat_offences} repeat offences while limited "
+                         f"(suspension at {policy.repeat_suspension_after}): {rule}",
+                    evidence=f"{violation.ref}: {violation.reason}",
+                    ends_at=uow.now + timedelta(days=policy.repeat_suspension_days), violation_id=violation.id)
+
+
+def lock_standing(uow: InTransaction, merchant_id: int) -> MerchantStanding:
     """Serialise every change to one merchant's standing (row lock on PostgreSQL)."""
     accounts.merchant_status(uow, merchant_id)  # NotFound for an unknown merchant
     insert_ignore(uow.session, MerchantStanding.__table__, {"merchant_id": merchant_id, "scores": {},
@@ -148,7 +171,7 @@ def _replay(uow: InTransaction, merchant_id: int, policy: rules.AccountabilityPo
 
 def refresh_standing(uow: InTransaction, merchant_id: int, policy: rules.AccountabilityPolicy) -> rules.Standing:
     """Inside an open unit of work: replay the merchant's history and store the result."""
-    row = _lock_standing(uow, merchant_id)
+    row = lock_standing(uow, merchant_id)
     standing = _replay(uow, merchant_id, policy)
     was_limited = row.limited
     row.scores, row.limited = dict(standing.scores), standing.limited
@@ -289,10 +312,23 @@ def _penalty_view(p: Penalty) -> dict[str, Any]:
             "lifted_at": p.lifted_at.isoformat() if p.lifted_at else None, "lift_reason": p.lift_reason}
 
 
-def _money_lines(p: Penalty, sign: int) -> list[tuple[str, int]]:
-    source = ledger.merchant_account(p.merchant_id) if p.kind == rules.PenaltyKind.FINE \
-        else deposit_account(p.merchant_id)
-    return [(source, -sign * p.amount_cents), (PENALTY_INCOME, sign * p.amount_cents)]
+def _money_lines(uow: InTransaction, p: Penalty) -> list[tuple[str, int]]:
+    """A fine comes from settlements; a deposit deduction takes what the deposit holds and books the rest
+    against settlements (owed), so the deposit never goes below zero. The standing row lock serialises
+    deductions of one merchant, so two cannot both take the same money."""
+    if p.kind == rules.PenaltyKind.FINE:
+        return [(ledger.merchant_account(p.merchant_id), -p.amount_cents), (PENALTY_INCOME, p.amount_cents)]
+    lock_standing(uow, p.merchant_id)
+    taken, owed = rules.split_deduction(p.amount_cents, ledger.balance(uow.session, deposit_account(p.merchant_id)))
+    return [(deposit_account(p.merchant_id), -taken), (ledger.merchant_account(p.merchant_id), -owed),
+            (PENALTY_INCOME, p.amount_cents)]
+
+
+def _returned_lines(uow: InTransaction, p: Penalty) -> list[tuple[str, int]]:
+    """Exactly what the penalty took, from where it took it, given back."""
+    lines = uow.session.execute(select(ledger.LedgerLine.account, ledger.LedgerLine.amount_cents).where(
+        ledger.LedgerLine.ref == f"penalty:{p.id}", ledger.LedgerLine.kind == f"penalty_{p.kind}")).all()
+    return [(account, -amount) for account, amount in lines]
 
 
 def add_penalty(uow: InTransaction, merchant_id: int, kind: rules.PenaltyKind, *, rule: str, evidence: str,
@@ -305,7 +341,8 @@ def add_penalty(uow: InTransaction, merchant_id: int, kind: rules.PenaltyKind, *
     uow.session.add(penalty)
     uow.session.flush()
     if kind in (rules.PenaltyKind.FINE, rules.PenaltyKind.DEPOSIT_DEDUCTION):
-        ledger.post(uow.session, f"penalty_{kind.value}", _money_lines(penalty, 1), uow.now, ref=f"penalty:{penalty.id}")
+        ledger.post(uow.session, f"penalty_{kind.value}", _money_lines(uow, penalty), uow.now,
+                    ref=f"penalty:{penalty.id}")
     if kind == rules.PenaltyKind.REMOVAL:
         accounts.set_merchant_status(uow, merchant_id, account_rules.MerchantStatus.REMOVED)
         catalog.delist_merchant_deals(uow, merchant_id, f"merchant removed: {rule}")
@@ -324,7 +361,7 @@ def lift_penalty(uow: UnitOfWork, penalty: Penalty, reason: str) -> bool:
         return False
     penalty.status, penalty.lifted_at, penalty.lift_reason = rules.PenaltyStatus.LIFTED, uow.now, reason
     if penalty.kind in (rules.PenaltyKind.FINE, rules.PenaltyKind.DEPOSIT_DEDUCTION):
-        ledger.post(uow.session, f"penalty_{penalty.kind}_returned", _money_lines(penalty, -1), uow.now,
+        ledger.post(uow.session, f"penalty_{penalty.kind}_returned", _returned_lines(uow, penalty), uow.now,
                     ref=f"penalty:{penalty.id}")
     if penalty.kind == rules.PenaltyKind.REMOVAL:
         accounts.set_merchant_status(uow, penalty.merchant_id, account_rules.MerchantStatus.ACTIVE)

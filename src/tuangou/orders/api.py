@@ -45,6 +45,10 @@ class RefundRequest(Body):
     reason: str = Field(default="", max_length=500)
 
 
+class RedeemRequest(Body):
+    reason: str = Field(default="", max_length=500, description="ops redeeming on a merchant's behalf: why")
+
+
 async def _run(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a hot command. On SQLite, in place on the event loop: one writer at a time and statements of
     microseconds, so a threadpool hop would cost more than it overlaps. On PostgreSQL, in a worker
@@ -124,8 +128,9 @@ def get_voucher(code: str, p: Auth, uow: ReadUoW) -> dict[str, Any]:
 
 
 @router.post("/vouchers/{code}/redeem", summary="Merchant redeems (核销) a voucher, exactly once")
-def redeem(code: str, p: Merchant, uow: UoW, request: Request) -> dict[str, Any]:
-    return service.redeem_voucher(uow, p, code, request.app.state.settings.platform_commission_bps)
+def redeem(code: str, p: Merchant, uow: UoW, request: Request, body: RedeemRequest | None = None) -> dict[str, Any]:
+    return service.redeem_voucher(uow, p, code, request.app.state.settings.platform_commission_bps,
+                                  body.reason if body else "")
 
 
 # ---- re-dating a booked order (预约改期) ------------------------------------------------------------------

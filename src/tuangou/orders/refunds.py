@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -47,7 +47,9 @@ def owe_refund(uow: InTransaction, order: Order, amount: int, key: str, charge_r
 @retry_on_deadlock
 def refund_vouchers(uow: UnitOfWork, actor: Principal, order_id: int, codes: list[str] | None,
                     reason: str = "") -> views.OrderView:
-    """A buyer (or ops) refunds unredeemed vouchers; capacity returns, money is owed back at once."""
+    """A buyer (or ops, with a reason) refunds unredeemed vouchers; capacity returns, money is owed back at once."""
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         order = views.own_order(uow, actor, order_id, lock=True)
         if actor.role not in (Role.BUYER, Role.OPS):

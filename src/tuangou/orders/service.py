@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
-from tuangou.core.audit import record_audit
+from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork, retry_on_deadlock
 from tuangou.core.errors import Conflict, NotFound
@@ -94,9 +94,13 @@ def _expire(uow: UnitOfWork, ids: list[int]) -> int:
 # ---- vouchers -----------------------------------------------------------------------------------
 
 @retry_on_deadlock
-def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps: int) -> dict[str, Any]:
-    """The merchant redeems (核销) a voucher once; a second attempt, even at the same instant, is refused."""
+def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps: int,
+                   reason: str = "") -> dict[str, Any]:
+    """The merchant redeems (核销) a voucher once; a second attempt, even at the same instant, is refused.
+    Ops redeeming on the merchant's behalf state why."""
     actor.require(Role.MERCHANT, Role.OPS)
+    if actor.role == Role.OPS:
+        require_reason(reason)
     with uow:
         voucher = uow.session.scalar(select(Voucher).where(Voucher.code == code.strip().upper()))
         if voucher is None or (actor.role == Role.MERCHANT and voucher.merchant_id != actor.merchant_id):
@@ -122,7 +126,7 @@ def redeem_voucher(uow: UnitOfWork, actor: Principal, code: str, commission_bps:
             raise Conflict(f"voucher is {voucher.status}", code=code_)
         if actor.role == Role.OPS:
             record_audit(uow.session, actor_id=actor.user_id, actor_role="ops", action="redeem_voucher",
-                         target=f"voucher:{voucher.id}", reason="redeemed by ops", now=uow.now)
+                         target=f"voucher:{voucher.id}", reason=reason, now=uow.now)
         commission = percent_of(voucher.price_cents, commission_bps)
         ledger.post(uow.session, "settlement", [(ledger.ESCROW, -voucher.price_cents),
                                                 (ledger.merchant_account(voucher.merchant_id),

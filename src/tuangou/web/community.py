@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from tuangou.campaigns import lifecycle
 from tuangou.core.auth import Principal, Role
 from tuangou.core.errors import DomainError
-from tuangou.merchants import casework
+from tuangou.merchants import casework, exam
 from tuangou.merchants import rules as merchant_rules
 from tuangou.merchants import service as merchants
 from tuangou.notify import service as notify
-from tuangou.web.session import PageError, back, check_csrf, error_text, render, require, uow
+from tuangou.web.session import PageError, back, check_csrf, error_text, locale, render, require, uow
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -39,12 +39,19 @@ def merchant_campaigns(request: Request) -> Response:
 
 
 @router.get("/merchant/exam", response_class=HTMLResponse)
-def exam(request: Request, error: str = "", result: dict[str, object] | None = None) -> Response:
+def exam_page(request: Request, error: str = "", result: dict[str, object] | None = None) -> Response:
+    """Opening the page draws the merchant's paper (the open one again until it is handed in)."""
     p = require(request, Role.MERCHANT)
     assert p.merchant_id is not None
+    paper: dict[str, object] | None = None
+    if not error:
+        try:
+            paper = exam.draw_paper(uow(request), p, "en" if locale(request) == "en" else "zh-CN")
+        except DomainError as exc:
+            error = "" if result else error_text(request, exc)
     return render(request, "merchant/exam.html", {
-        "questions": casework.list_questions(uow(request, True), p), "error": error, "result": result,
-        "attempts": casework.list_attempts(uow(request, True), p, p.merchant_id),
+        "questions": paper["questions"] if paper else [], "paper": paper, "error": error, "result": result,
+        "attempts": exam.list_attempts(uow(request, True), p, p.merchant_id),
         "reports": casework.list_reports(uow(request, True))})
 
 
@@ -59,10 +66,10 @@ async def take_exam(request: Request) -> Response:
 def _grade(request: Request, answers: dict[int, int]) -> Response:
     p = require(request, Role.MERCHANT)
     try:
-        result = casework.take_exam(uow(request), p, answers)
+        result = exam.take_exam(uow(request), p, answers)
     except DomainError as exc:
-        return exam(request, error=error_text(request, exc))
-    return exam(request, result=result)
+        return exam_page(request, error=error_text(request, exc))
+    return exam_page(request, result=result)
 
 
 @router.get("/merchant/case-reports/{month}", response_class=HTMLResponse)

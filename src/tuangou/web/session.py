@@ -157,6 +157,11 @@ REFUSALS = {
     "payment_declined": N_("The payment was declined."),
     "forbidden": N_("You may not do that."),
     "intake_limit": N_("This shop takes no more orders today."),
+    "exam_cooldown": N_("The last attempt did not pass; the exam can be taken again after the cool-down."),
+    "listing_suspended": N_("New listings are suspended for now (see your standing)."),
+    "promotion_banned": N_("Promotions are banned for now (see your standing)."),
+    "deposit_below_minimum": N_("Top up your deposit to the category's minimum before publishing."),
+    "reason_required": N_("Give a reason for this decision."),
 }
 
 
