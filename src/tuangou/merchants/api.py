@@ -204,7 +204,11 @@ def build_report(_: Ops, uow: UoW) -> dict[str, Any]:
     return {"built": casework.build_due_report(uow)}
 
 
-@router.get("/case-reports/current", response_model=None,
+# `?format=markdown` answers the text a person reads; the OpenAPI document says so
+_MARKDOWN = {200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/case-reports/current", response_model=None, responses=_MARKDOWN,
             summary="The current month's cases so far, built like the monthly report (not stored, not sent)")
 def preview_report(_: Auth, uow: ReadUoW, format: Literal["json", "markdown"] = "json"
                    ) -> dict[str, Any] | PlainTextResponse:
@@ -214,7 +218,7 @@ def preview_report(_: Auth, uow: ReadUoW, format: Literal["json", "markdown"] = 
     return report
 
 
-@router.get("/case-reports/{month}", response_model=None)
+@router.get("/case-reports/{month}", response_model=None, responses=_MARKDOWN)
 def get_report(month: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$")], _: Auth, uow: ReadUoW,
                format: Literal["json", "markdown"] = "json") -> dict[str, Any] | PlainTextResponse:
     report, markdown = casework.get_report(uow, month)
