@@ -24,6 +24,7 @@ from tuangou.catalog.counters import (
     deal_columns,
     hold,
     release_reserved,
+    release_reserved_many,
     release_sold,
     reserve,
     reserve_for_update,
@@ -571,7 +572,7 @@ __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "apply_caps", "b
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
            "hold", "list_deals", "list_stores", "live_deal_ids", "live_deals", "live_deals_of",
-           "live_merchant_ids", "live_timezones", "own_deal", "publish_deal", "release_reserved",
+           "live_merchant_ids", "live_timezones", "own_deal", "publish_deal", "release_reserved", "release_reserved_many",
            "release_sold", "reserve", "reserve_for_update", "snapshot", "snapshot_query", "store_category",
            "store_facts", "take_sold"]
 

@@ -52,6 +52,16 @@ def inbox_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(_INBOX_INSERT, rows)
 
 
+ROWS_PER_INSERT = 500  # a multi-row INSERT stays far below SQLite's bound-parameter limit
+
+
+def insert_inbox_rows(uow: InTransaction, rows: list[dict[str, Any]]) -> None:
+    """Inside an open unit of work: inbox rows made by inbox_row() as multi-row INSERTs (one per 500 rows),
+    for jobs that write a batch of messages at once."""
+    for i in range(0, len(rows), ROWS_PER_INSERT):
+        uow.conn.execute(insert(table(Notification)).values(rows[i:i + ROWS_PER_INSERT]))
+
+
 def notify_merchant(uow: InTransaction, merchant_id: int, kind: str, title: str, body: str = "",
                     data: dict[str, Any] | None = None, severity: str = "info") -> None:
     for user_id in accounts.merchant_user_ids(uow, merchant_id):
@@ -73,10 +83,8 @@ class Message:
 def notify_merchants(uow: InTransaction, messages: list[Message]) -> None:
     """Inside an open unit of work: `notify_merchant` for many messages, users read once, rows inserted at once."""
     users = accounts.merchant_user_ids_many(uow, [m.merchant_id for m in messages])
-    rows = [inbox_row(u, m.kind, m.title, m.body, m.data or {}, uow.now, m.severity)
-            for m in messages for u in users[m.merchant_id]]
-    if rows:
-        uow.session.execute(_INBOX_INSERT, rows)
+    insert_inbox_rows(uow, [inbox_row(u, m.kind, m.title, m.body, m.data or {}, uow.now, m.severity)
+                            for m in messages for u in users[m.merchant_id]])
 
 
 def notify_ops(uow: InTransaction, kind: str, title: str, body: str = "", data: dict[str, Any] | None = None,
