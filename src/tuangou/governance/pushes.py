@@ -31,12 +31,23 @@ def _claim(uow: UnitOfWork, kind: str, due: list[tuple[int, str]]) -> list[tuple
     """Claim (subject, period) sends in one statement; returns those this transaction claimed."""
     if not due:
         return []
-    t = ScheduledSend.__table__
-    stmt = upsertable_insert(uow.session.get_bind().dialect.name, t).values(
-        [{"kind": kind, "subject_id": s, "period": p, "created_at": uow.now} for s, p in due])
-    stmt = stmt.on_conflict_do_nothing(index_elements=["kind", "subject_id", "period"])
-    won = {(int(s), str(p)) for s, p in uow.session.execute(stmt.returning(t.c.subject_id, t.c.period))}
+    # many rows, one statement compiled once: SQLAlchemy sends them as multi-row INSERTs (insertmanyvalues)
+    rows = [{"kind": kind, "subject_id": s, "period": p, "created_at": uow.now} for s, p in due]
+    won = {(int(s), str(p)) for s, p in uow.conn.execute(_claim_stmt(uow.conn.dialect.name), rows)}
     return [d for d in due if d in won]
+
+
+_claims: dict[str, Any] = {}
+
+
+def _claim_stmt(dialect: str) -> Any:
+    stmt = _claims.get(dialect)
+    if stmt is None:
+        t = ScheduledSend.__table__
+        stmt = _claims[dialect] = (upsertable_insert(dialect, t)
+                                   .on_conflict_do_nothing(index_elements=["kind", "subject_id", "period"])
+                                   .returning(t.c.subject_id, t.c.period))
+    return stmt
 
 
 def suggestion_text(facts: dict[str, Any], plan: dict[str, Any]) -> tuple[str, str]:

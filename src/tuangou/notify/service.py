@@ -52,14 +52,16 @@ def inbox_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(_INBOX_INSERT, rows)
 
 
-ROWS_PER_INSERT = 500  # a multi-row INSERT stays far below SQLite's bound-parameter limit
+# A Core INSERT executed with many rows: RETURNING makes SQLAlchemy send them as multi-row INSERTs
+# ("insertmanyvalues", up to 1,000 rows a statement, compiled once), not a statement per row.
+_INBOX_MANY = insert(table(Notification)).returning(table(Notification).c.id)
 
 
 def insert_inbox_rows(uow: InTransaction, rows: list[dict[str, Any]]) -> None:
-    """Inside an open unit of work: inbox rows made by inbox_row() as multi-row INSERTs (one per 500 rows),
-    for jobs that write a batch of messages at once."""
-    for i in range(0, len(rows), ROWS_PER_INSERT):
-        uow.conn.execute(insert(table(Notification)).values(rows[i:i + ROWS_PER_INSERT]))
+    """Inside an open unit of work: inbox rows made by inbox_row() as multi-row INSERTs, for jobs that write
+    a batch of messages at once."""
+    if rows:
+        uow.conn.execute(_INBOX_MANY, rows)
 
 
 def notify_merchant(uow: InTransaction, merchant_id: int, kind: str, title: str, body: str = "",

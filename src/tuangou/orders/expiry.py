@@ -1,6 +1,6 @@
 """Expiring unpaid reservations in bulk: a batch of orders ends in a few set-based statements (one guarded
-UPDATE … RETURNING over the batch, one statement per bucket and per buyer count touched, one multi-row INSERT
-each for the events and the buyers' inbox messages), not an ORM object per order.
+UPDATE … RETURNING over the batch, one executemany for the buckets and one for the buyer counts touched,
+multi-row INSERTs for the events and the buyers' inbox messages), not an ORM object per order.
 
 Before a reservation ends, the gateway is asked about its current payment key (a process may have died
 between a charge and its commit): the orders are read in one query, and only one the gateway did charge goes
@@ -9,13 +9,12 @@ through the single-order capture path. Runs safely twice: the UPDATE's status gu
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from tuangou.catalog import service as catalog
-from tuangou.core.db import InTransaction, UnitOfWork, retry_on_deadlock, table
-from tuangou.core.outbox import OutboxEvent, event_row
+from tuangou.core.db import UnitOfWork, retry_on_deadlock, table
+from tuangou.core.outbox import event_row, insert_events
 from tuangou.notify import service as notify
 from tuangou.orders import rules
 from tuangou.orders.gateway import PaymentGateway
@@ -28,15 +27,6 @@ _o = _orders.c
 _counts = table(BuyerDealCount)
 _UNCOUNT = (update(_counts).where(_counts.c.deal_id == bindparam("d"), _counts.c.buyer_id == bindparam("b"))
             .values(qty=_counts.c.qty - bindparam("q")))
-ROWS_PER_INSERT = 500  # a multi-row INSERT stays far below SQLite's bound-parameter limit
-
-
-def insert_rows(tx: InTransaction, target: Any, rows: list[dict[str, Any]]) -> None:
-    """Inside an open unit of work: `rows` as multi-row INSERTs (Core, one statement per 500 rows)."""
-    for i in range(0, len(rows), ROWS_PER_INSERT):
-        tx.conn.execute(insert(target).values(rows[i:i + ROWS_PER_INSERT]))
-
-
 def due_ids(uow: UnitOfWork, batch: int) -> list[int]:
     with uow:
         return list(uow.session.scalars(select(Order.id).where(Order.status == rules.OrderStatus.RESERVED,
@@ -87,8 +77,8 @@ def expire(uow: UnitOfWork, ids: list[int]) -> int:
             for p in registry.items:
                 if p.wants_ended(s):
                     p.on_ended(uow, s)
-        insert_rows(uow, table(OutboxEvent), [event_row("OrderExpired", {"order_id": s.id}, uow.now,
-                                                        merchant_id=s.merchant_id) for s in ended])
+        insert_events(uow.conn, [event_row("OrderExpired", {"order_id": s.id}, uow.now, merchant_id=s.merchant_id)
+                                 for s in ended])
         notify.insert_inbox_rows(uow, [notify.inbox_row(
             s.buyer_id, "order_expired", f"Order #{s.id} expired",
             "It was not paid in time; the units went back on sale.", {"order_id": s.id}, uow.now) for s in ended])
