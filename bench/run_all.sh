@@ -23,6 +23,7 @@ run pg-2p-steady          flash-sale --db postgresql --processes 2 --buyers 64 -
 run pg-2p-for-update      flash-sale --db postgresql --processes 2 --buyers 64 --cap 1000000 --seconds 15 --reserve for_update
 run pg-2p-chaos           flash-sale --db postgresql --processes 2 --buyers 64 --cap 600 --seconds 40 --chaos
 run governance            governance --merchants 10000 --deals 100000 --sizes 1000,10000,100000
+run governance-pg         governance --db postgresql --merchants 10000 --deals 100000
 # the KPI job within one tick at 100k deals / 1M orders (the whole order history waiting behind its cursor)
 run governance-1m-sqlite  governance --merchants 10000 --deals 100000 --orders 1000000
 run governance-1m-pg      governance --db postgresql --merchants 10000 --deals 100000 --orders 1000000

@@ -53,6 +53,10 @@ def test_readme_tour_runs_as_written(demo_server):
     assert '{"language":"en","questions":5}' in out and '"code":"exam_cooldown"' in out
     assert '{"status":"succeeded","replayed":true}' in out and '{"balance_cents":90000,"owed_cents":0}' in out
     assert '{"code":"reason_required"}' in out
+    # a slotted deal under a disruption: tonight's one room stays with the first seating, the two over it move
+    assert '{"kind":"other","max_units":1}' in out
+    assert re.search(r'\[\{"key":"[\d-]+@18:00","cap":1,"sold":1\},\{"key":"[\d-]+@21:00","cap":0,"sold":0\}\]', out)
+    assert re.search(r'\[(\{"bucket":"[\d-]+@(18|21):00","cap":[01],"sold":[12],"over":1\},?){2}\]', out)
     # campaigns: the group forms on the second payment, entry closes, one purchase list
     assert '"status":"formed","paid_count":2' in out and '"code":"campaign_closed"' in out
     assert '"quantity":2,"participants":2' in out

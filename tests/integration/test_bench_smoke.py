@@ -51,6 +51,8 @@ def test_governance_tick_runs_every_job_on_a_generated_platform(tmp_path):
     assert r["orders"] == 1000 and r["vouchers"] == 950 and r["events"] == 1000 + 950 + 20, r
     assert r["results"]["orders"]["expired"] == 50 and r["results"]["notify"]["relayed"] == 20, r
     assert r["kpi_events"] > 0 and r["kpi_s"] == r["jobs_s"]["monitoring"], r
+    # and every deal, daily, slotted (one in ten) or goods (one in ten), got its 08:00 suggestion
+    assert r["results"]["governance"] == {"suggestions": 200, "hourly_pushes": 20}, r
     assert code == 0
 
 

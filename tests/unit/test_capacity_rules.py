@@ -198,3 +198,45 @@ def test_verified_base_never_exceeds_the_declared_one_and_grows_with_what_was_se
     assert rules.verified_base(base, planned, served + 1) >= verified
     # and serving all that was planned proves the declaration right
     assert rules.verified_base(base, planned, planned) == base
+
+
+def test_a_cold_room_of_100_jin_bounds_the_goods_deals_and_says_nothing_about_vouchers():
+    decl = Declaration(max_reception_per_day=40, storage_units=100)
+    assert rules.storage_bottleneck(decl).cap == 100
+    assert rules.storage_bottleneck(decl, {"storage": 2}).cap == 50  # a two-jin box
+    assert rules.storage_bottleneck(decl, {"storage": 0}).cap is None
+    assert rules.storage_bottleneck(Declaration()).cap is None
+    assert rules.bottleneck(decl).cap == 40  # storage is no daily resource of a voucher
+    assert rules.declaration_problems(Declaration(storage_units=-1)) == ["storage_units must be >= 0"]
+
+
+def test_a_disrupted_evening_is_split_over_the_seatings_keeping_what_each_sold():
+    offers = {"18:00": 10, "21:00": 10}
+    assert rules.split_slots(None, offers, {}, {}) == offers
+    assert rules.split_slots(25, offers, {}, {}) == offers
+    assert rules.split_slots(10, offers, {}, {}) == {"18:00": 5, "21:00": 5}
+    assert rules.split_slots(10, offers, {"18:00": 8}, {}) == {"18:00": 8, "21:00": 2}  # the rest by headroom
+    # one room left, three sold: the day is over-sold, so some slot falls below what it sold
+    caps = rules.split_slots(1, offers, {"18:00": 2, "21:00": 1}, {})
+    assert sum(caps.values()) == 1 and caps["18:00"] <= 2 and caps["21:00"] <= 1
+    # caps that already fit are kept
+    assert rules.split_slots(10, offers, {"18:00": 1}, {}, {"18:00": 2, "21:00": 8}) == {"18:00": 2, "21:00": 8}
+
+
+slot_counts = st.dictionaries(st.sampled_from(["11:00", "14:00", "18:00", "21:00"]),
+                              st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 30)), min_size=1)
+
+
+@given(slot_counts, st.integers(0, 150))
+def test_slot_caps_add_up_to_the_days_capacity_and_only_an_oversold_day_cuts_below_sold(counts, capacity):
+    offers = {s: o for s, (o, _, _) in counts.items()}
+    sold = {s: min(o, x) for s, (o, x, _) in counts.items()}
+    held = {s: min(o - sold[s], h) for s, (o, _, h) in counts.items()}
+    caps = rules.split_slots(capacity, offers, sold, held)
+    assert sum(caps.values()) == min(capacity, sum(offers.values()))
+    assert all(0 <= caps[s] <= offers[s] for s in offers)
+    if sum(sold.values()) <= capacity:
+        assert all(caps[s] >= sold[s] for s in offers)  # the breaker trips only past the day's capacity
+    if sum(sold.values()) + sum(held.values()) <= capacity:
+        assert all(caps[s] >= sold[s] + held[s] for s in offers)
+    assert rules.split_slots(capacity, offers, sold, held, caps) == caps  # a recompute moves nothing

@@ -8,7 +8,8 @@ set to 08:00 in Shanghai, on the hour, so daily and hourly work falls due.
 
 The data set (bulk inserts, COPY on PostgreSQL, not services, so 100k deals and
 1M orders take about a minute): per merchant a login and a store (in Beijing or
-Shanghai); per deal today's capacity bucket; N orders spread over the deals (95 %
+Shanghai); per deal today's capacity bucket (one deal in ten sells a time slot,
+one in ten is goods with a stock bucket); N orders spread over the deals (95 %
 paid with a voucher, 5 % reserved and past their expiry) with the OrderPlaced /
 OrderPaid events they left in the outbox (relayed, not yet folded into the KPIs:
 the KPI job starts with the whole history as its backlog, its worst case); one
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tuangou.benchmarks import dataset
 from tuangou.core.clock import SettableClock
@@ -38,6 +39,7 @@ from tuangou.core.registry import job_modules
 from tuangou.orders.gateway import SandboxGateway
 
 TZ = "Asia/Shanghai"
+SLOT = "18:00"  # the seating of the slotted deals
 HISTORY = timedelta(days=30)  # the generated orders were placed over this past
 
 
@@ -83,18 +85,23 @@ def generate(db: Database, merchants: int, deals: int, now: datetime, orders: in
                     "address": "Chaoyang, Beijing" if m % 2 else "Xuhui, Shanghai", "created_at": now}
                    for m in range(1, merchants + 1)), merchants)
     put("deals", ({"id": d, "store_id": _merchant(d, merchants), "merchant_id": _merchant(d, merchants),
-                   "title": f"Deal {d}", "description": "", "kind": "voucher", "category": "catering",
-                   "price_cents": 9900, "original_price_cents": 19900, "valid_from": now - timedelta(days=10),
-                   "valid_until": now + timedelta(days=30), "per_buyer_limit": None, "daily_cap": cap,
-                   "total_cap": None, "slots": {}, "large_promotion": False, "status": "published",
-                   "created_at": now - timedelta(days=10), "published_at": now - timedelta(days=10)}
+                   "title": f"Deal {d}", "description": "", "kind": "goods" if _shape(d) == "goods" else "voucher",
+                   "category": "catering", "price_cents": 9900, "original_price_cents": 19900,
+                   "valid_from": now - timedelta(days=10), "valid_until": now + timedelta(days=30),
+                   "per_buyer_limit": None, "daily_cap": cap if _shape(d) == "daily" else None, "total_cap": None,
+                   "slots": {SLOT: cap} if _shape(d) == "slotted" else {}, "large_promotion": False,
+                   "status": "published", "created_at": now - timedelta(days=10),
+                   "published_at": now - timedelta(days=10)}
                   for d in range(1, deals + 1)), deals)
+
+    def bucket(d: int) -> str:  # the one bucket of deal d the orders draw on
+        return {"daily": key, "slotted": f"{key}@{SLOT}", "goods": "stock"}[_shape(d)]
 
     def units(d: int) -> tuple[int, int]:  # (paid, reserved) orders of deal d
         ids = range(d - 1, n_orders, deals)
         sold = sum(1 for i in ids if paid[i % 20])
         return sold, len(ids) - sold
-    put("capacity_buckets", ({"deal_id": d, "key": key, "cap": cap, "sold": s, "reserved": r, "open": True}
+    put("capacity_buckets", ({"deal_id": d, "key": bucket(d), "cap": cap, "sold": s, "reserved": r, "open": True}
                              for d in range(1, deals + 1) for s, r in [units(d)]), deals)
     # the orders came over the last HISTORY, in id order, each paid a minute after it was placed
     start, gap = now - HISTORY, HISTORY / max(n_orders, 1)
@@ -109,8 +116,10 @@ def generate(db: Database, merchants: int, deals: int, now: datetime, orders: in
         return i % deals + 1
     put("orders", ({"id": i + 1, "buyer_id": merchants + 1 + i % buyers, "deal_id": deal_of(i),
                     "merchant_id": _merchant(deal_of(i), merchants), "store_id": _merchant(deal_of(i), merchants),
-                    "quantity": 1, "unit_price_cents": 9900, "amount_cents": 9900, "service_date": day, "slot": None,
-                    "buckets": [key], "status": "paid" if paid[i % 20] else "reserved",
+                    "quantity": 1, "unit_price_cents": 9900, "amount_cents": 9900,
+                    "service_date": None if _shape(deal_of(i)) == "goods" else day,
+                    "slot": SLOT if _shape(deal_of(i)) == "slotted" else None,
+                    "buckets": [bucket(deal_of(i))], "status": "paid" if paid[i % 20] else "reserved",
                     "idempotency_key": f"gov-{i:08d}", "fingerprint": "gov", "extra": {},
                     "expires_at": placed_at(i) + timedelta(minutes=15), "created_at": placed_at(i),
                     "paid_at": paid_at(i) if paid[i % 20] else None,
@@ -140,12 +149,17 @@ def generate(db: Database, merchants: int, deals: int, now: datetime, orders: in
                        "occurred_at": paid_at(i), "relayed_at": paid_at(i)}
         for d in range(1, deals + 1, 10):
             yield {"event_id": event_id(), "type": "CapacityChanged", "merchant_id": _merchant(d, merchants),
-                   "payload": {"deal_id": d, "key": key, "cap": cap}, "occurred_at": now - timedelta(minutes=1),
+                   "payload": {"deal_id": d, "key": bucket(d), "cap": cap}, "occurred_at": now - timedelta(minutes=1),
                    "relayed_at": None}
     unrelayed = len(range(1, deals + 1, 10))
     put("outbox_events", events(), history + unrelayed)
     return {"orders": n_orders, "vouchers": n_paid, "events": history + unrelayed, "unrelayed": unrelayed,
             "buyers": buyers}
+
+
+def _shape(deal: int) -> str:
+    """One deal in ten sells a time slot (a seating), one in ten is goods (stock); the rest are daily vouchers."""
+    return {1: "slotted", 2: "goods"}.get(deal % 10, "daily")
 
 
 def _merchant(deal: int, merchants: int) -> int:
@@ -166,6 +180,13 @@ def run(opts: GovernanceOptions, step: dataset.Step | None = None) -> dict[str, 
         t0 = time.perf_counter()
         counts = generate(db, opts.merchants, opts.deals, clock.now(), opts.orders, step)
         generate_s = time.perf_counter() - t0
+        if db.engine.dialect.name == "postgresql":
+            # what autovacuum does within a minute of a bulk load: without statistics the planner takes the
+            # freshly copied tables for empty and picks nested loops over 100,000 rows (the live-deal reads of
+            # the 08:00 suggestions took 30 s instead of 1 ms before this was added)
+            with db.engine.connect() as conn:
+                conn.execute(text("ANALYZE"))
+                conn.commit()
         ctx = JobContext(db=db, clock=clock, settings=settings,
                          extras={"payment_gateway": SandboxGateway(), "http": _NoHttp()})
         jobs_s: dict[str, float] = {}

@@ -34,6 +34,8 @@ class DeclarationIn(Body):
     ingredient_units_per_day: float | None = Field(default=None, ge=0, le=10_000_000)
     max_reception_per_day: int | None = Field(default=None, ge=0, le=10_000_000)
     machines: list[MachineIn] = Field(default_factory=list, max_length=50)
+    storage_units: float | None = Field(default=None, ge=0, le=10_000_000,
+                                        description="units the store holds at once (a cold room): goods deals' cap")
     weekday_factors: dict[int, float] = Field(default_factory=dict, description="0=Monday .. 6=Sunday -> factor")
     holidays: dict[date, float] = Field(default_factory=dict, description="date -> factor")
 

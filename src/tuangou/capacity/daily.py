@@ -1,4 +1,8 @@
-"""The dynamic daily cap of voucher deals: inputs read once, one plan per day, buckets moved to match.
+"""The dynamic cap of every sellable unit: inputs read once, one plan per day, buckets moved to match.
+
+A voucher deal's day is one bucket, or one per time slot (the day's capacity split over the slots, see
+`rules.split_slots`); a goods deal has one stock bucket, bounded by what the store's storage holds (the cold
+room) under today's disruptions.
 
 Everything here runs inside the caller's unit of work and never commits.
 """
@@ -61,17 +65,25 @@ def approved_cap(uow: InTransaction, deal_id: int) -> int | None:
         .order_by(CapacityAudit.decided_at.desc(), CapacityAudit.id.desc()).limit(1))
 
 
-def capacity_base(uow: InTransaction, facts: dict[str, Any]) -> int | None:
-    """Units a day the store can serve of this deal: the approved audit, else the declared bottleneck."""
-    audited = approved_cap(uow, facts["id"])
-    if audited is not None:
+def base_of(facts: dict[str, Any], audited: int | None, row: CapacityDeclaration | None,
+            consumption: dict[str, Any] | None) -> int | None:
+    """A deal's capacity before factors and disruptions: the approved audit, else the declared bottleneck
+    (a day's service for vouchers, the storage for goods)."""
+    if audited is not None or row is None:
         return audited
+    use = {k: float(v) for k, v in (consumption or {}).items()}
+    decl = declaration_of(row.declaration)
+    if facts["kind"] == catalog_rules.DealKind.GOODS:
+        return rules.storage_bottleneck(decl, use).cap
+    return rules.bottleneck(decl, use).cap
+
+
+def capacity_base(uow: InTransaction, facts: dict[str, Any]) -> int | None:
+    """Units the store can serve of this deal (a day; goods: at once): the approved audit, else the declared
+    bottleneck."""
     row = uow.session.scalar(select(CapacityDeclaration).where(CapacityDeclaration.store_id == facts["store_id"]))
-    if row is None:
-        return None
     use = uow.session.get(DealConsumption, facts["id"])
-    return rules.bottleneck(declaration_of(row.declaration),
-                            {k: float(v) for k, v in (use.consumption if use else {}).items()}).cap
+    return base_of(facts, approved_cap(uow, facts["id"]), row, use.consumption if use else None)
 
 
 @dataclass
@@ -114,40 +126,92 @@ def _today(uow: InTransaction, facts: dict[str, Any]) -> date:
     return uow.now.astimezone(ZoneInfo(facts["timezone"])).date()
 
 
-def _plan(inputs: Inputs, day: date) -> dict[str, Any]:
-    key = catalog_rules.date_bucket(day)
-    offer = inputs.offers.get(key, inputs.facts["daily_cap"] or 0)
-    factor = rules.day_factor(day, inputs.weekday_factors, inputs.holidays, inputs.max_factor)
-    hits = [d for d in inputs.disruptions if rules.disruption_hits(d, day, inputs.facts["timezone"], inputs.now)]
+Buckets = dict[str, catalog_rules.BucketState]
+
+
+def _plan(inputs: Inputs, day: date, buckets: Buckets | None = None) -> dict[str, Any]:
+    """The plan of `day` (goods: of the stock, under `day`'s disruptions). A slotted deal's plan also has
+    `slots`: each slot bucket's cap, split from the day's by `rules.split_slots` on the slots' counters in
+    `buckets`. A goods deal's offer is its recorded stock offer, else its stock bucket's cap."""
+    facts, have = inputs.facts, buckets or {}
+    goods = facts["kind"] == catalog_rules.DealKind.GOODS
+    if goods:
+        key, factor = catalog_rules.STOCK_BUCKET, 1.0  # storage holds the same on a Saturday
+        stock = have.get(key)
+        offers = {key: inputs.offers.get(key, stock.cap if stock is not None else 0)}
+    else:
+        key = catalog_rules.date_bucket(day)
+        factor = rules.day_factor(day, inputs.weekday_factors, inputs.holidays, inputs.max_factor)
+        offers = ({catalog_rules.date_bucket(day, s): inputs.offers.get(catalog_rules.date_bucket(day, s), cap)
+                   for s, cap in facts["slots"].items()} if facts["slots"]
+                  else {key: inputs.offers.get(key, facts["daily_cap"] or 0)})
+    offer = sum(offers.values())
+    hits = [d for d in inputs.disruptions if rules.disruption_hits(d, day, facts["timezone"], inputs.now)]
     # a store with nothing declared is limited by its offer, so a disruption still cuts that
     capacity = None if not inputs.dynamic or (inputs.base is None and not hits) else rules.daily_cap(
         inputs.base if inputs.base is not None else offer, factor, hits)
-    return {"service_date": day.isoformat(), "key": key, "base": inputs.base, "factor": factor,
+    plan: dict[str, Any] = {"service_date": day.isoformat(), "key": key, "base": inputs.base, "factor": factor,
             "disruptions": len(hits), "capacity": capacity, "offer": offer,
             "cap": rules.sellable_cap(offer, capacity)}
+    if facts["slots"] and not goods:
+        current = {k: have[k].cap for k in offers if k in have}
+        plan["slots"] = rules.split_slots(
+            capacity, offers, {k: have[k].sold for k in offers if k in have},
+            {k: have[k].reserved for k in offers if k in have}, current if len(current) == len(offers) else None)
+    return plan
 
 
-def plan_day(inputs: Inputs, day: date) -> dict[str, Any]:
-    """How a deal's cap for `day` is made, from inputs already read."""
-    return _plan(inputs, day)
+def plan_day(inputs: Inputs, day: date, buckets: Buckets | None = None) -> dict[str, Any]:
+    """How a deal's cap for `day` is made, from inputs (and, for slots and stock, buckets) already read."""
+    return _plan(inputs, day, buckets)
 
 
-def _governed(facts: dict[str, Any]) -> bool:
+def governed(facts: dict[str, Any]) -> bool:
+    """Every sellable unit follows capacity: daily and slotted vouchers, and goods."""
+    return facts["kind"] in (catalog_rules.DealKind.VOUCHER, catalog_rules.DealKind.GOODS)
+
+
+def daily(facts: dict[str, Any]) -> bool:
+    """A voucher deal sold by the day, without time slots (one bucket a day)."""
     return facts["kind"] == catalog_rules.DealKind.VOUCHER and not facts["slots"]
+
+
+def _buckets(uow: InTransaction, deal_id: int) -> Buckets:
+    return {b.key: b for b in catalog.buckets_of(uow, deal_id)}
 
 
 def day_plan(uow: UnitOfWork, deal_id: int, day: date) -> dict[str, Any]:
     """Inside an open unit of work: how a deal's cap for `day` is made."""
     facts = catalog.deal_facts(uow, deal_id)
-    return _plan(_inputs(uow, facts), day)
+    return _plan(_inputs(uow, facts), day, _buckets(uow, deal_id))
 
 
 def day_target(uow: InTransaction, deal_id: int, day: date, slot: str | None = None) -> int:
-    """Inside an open unit of work: the cap a bucket of `day` should have."""
+    """Inside an open unit of work: the cap a bucket of `day` (and `slot`) should have."""
     facts = catalog.deal_facts(uow, deal_id)
-    if slot is not None or facts["slots"]:
-        return int(facts["slots"].get(slot or "", 0))
-    return int(_plan(_inputs(uow, facts), day)["cap"])
+    plan = _plan(_inputs(uow, facts), day, _buckets(uow, deal_id) if facts["slots"] else None)
+    if facts["slots"]:
+        return int(plan["slots"].get(catalog_rules.date_bucket(day, slot), 0)) if slot else int(plan["cap"])
+    return int(plan["cap"])
+
+
+def follow_offer(uow: InTransaction, deal_id: int, key: str, offer: int, cause: str) -> int:
+    """Inside an open unit of work, after the merchant's offer for bucket `key` became `offer`: the cap the
+    bucket should have. A slotted day is split again as a whole first (its other slots' caps move with it, and
+    a slot left below what it sold trips the breaker), so the day never holds more than its capacity."""
+    facts = catalog.deal_facts(uow, deal_id)
+    if not governed(facts) or key == catalog_rules.TOTAL_BUCKET:
+        return offer
+    if key == catalog_rules.STOCK_BUCKET:
+        if facts["kind"] != catalog_rules.DealKind.GOODS:
+            return offer
+        return int(_plan(_inputs(uow, facts), _today(uow, facts), _buckets(uow, deal_id))["cap"])
+    day, _, slot = key.partition("@")
+    if bool(slot) != bool(facts["slots"]):
+        return offer  # a day key of a slotted deal (or a slot of a daily one) is no bucket capacity plans
+    if slot:
+        recompute_deal(uow, deal_id, cause, [date.fromisoformat(day)])  # drafts: nothing to move yet
+    return day_target(uow, deal_id, date.fromisoformat(day), slot or None)
 
 
 def recompute_deal(uow: InTransaction, deal_id: int, cause: str, days: list[date] | None = None) -> list[str]:
@@ -158,7 +222,7 @@ def recompute_deal(uow: InTransaction, deal_id: int, cause: str, days: list[date
     Returns the keys of buckets that tripped.
     """
     facts = catalog.deal_facts(uow, deal_id)
-    if not _governed(facts) or facts["status"] == catalog_rules.DealStatus.DRAFT:
+    if not governed(facts) or facts["status"] == catalog_rules.DealStatus.DRAFT:
         return []
     # two recomputes of one deal run one after the other, the second reading the first's inputs
     facts = catalog.deal_facts(uow, deal_id, lock=True)
@@ -177,19 +241,29 @@ def recompute_loaded(uow: InTransaction, facts: dict[str, Any], inputs: Inputs, 
     buckets = {b.key: b for b in buckets_list}
     full = days is None
     if days is None:
-        existing = {date.fromisoformat(k) for k in buckets if "@" not in k and k[:1].isdigit()}
+        existing = {date.fromisoformat(k.split("@", 1)[0]) for k in buckets if k[:1].isdigit()}
         days = sorted(existing | {today + timedelta(days=i) for i in range(pol.recompute_horizon_days + 1)})
     changes: dict[str, int] = {}
+    if facts["kind"] == catalog_rules.DealKind.GOODS:
+        plan = _plan(inputs, today, buckets)
+        stock = buckets.get(plan["key"])
+        if stock is not None and stock.cap != plan["cap"]:
+            keep_offer(uow, facts["id"], plan["key"], plan["offer"])
+            changes[plan["key"]] = plan["cap"]
+        days = []
     for day in days:
         if day < today or day > last:
             continue
-        plan = _plan(inputs, day)
-        bucket = buckets.get(plan["key"])
-        if bucket is not None and bucket.cap == plan["cap"]:
-            continue
-        if bucket is None and plan["cap"] == (facts["daily_cap"] or 0):
-            continue  # the first order makes this bucket with the deal's daily cap, which is right
-        changes[plan["key"]] = plan["cap"]
+        plan = _plan(inputs, day, buckets)
+        targets = plan.get("slots") or {plan["key"]: plan["cap"]}
+        for key, cap in targets.items():
+            bucket = buckets.get(key)
+            if bucket is not None and bucket.cap == cap:
+                continue
+            slot = key.partition("@")[2]
+            if bucket is None and cap == (facts["slots"].get(slot, 0) if slot else facts["daily_cap"] or 0):
+                continue  # the first order makes this bucket with the deal's default cap, which is right
+            changes[key] = cap
     tripped = [m["key"] for m in catalog.apply_caps(uow, facts["id"], changes)
                if m["sold"] > m["cap"] or m["over"] > 0]
     if full:
@@ -203,6 +277,12 @@ def recompute_loaded(uow: InTransaction, facts: dict[str, Any], inputs: Inputs, 
             for p in participants.registry.items:
                 p.on_cap_below_sold(uow, facts["id"], key, cause)
     return tripped
+
+
+def keep_offer(uow: InTransaction, deal_id: int, key: str, offer: int) -> None:
+    """Inside an open unit of work: before capacity first lowers a bucket whose cap is the merchant's offer
+    (a goods deal's stock), the offer is recorded, so the cap comes back when the capacity does."""
+    insert_ignore(uow.session, CapOffer.__table__, {"deal_id": deal_id, "key": key, "cap": offer}, ["deal_id", "key"])
 
 
 def record_dues(uow: InTransaction, dues: dict[int, datetime]) -> None:
@@ -252,7 +332,7 @@ def refresh_all_soon(uow: InTransaction) -> None:
 def recompute_deal_upcoming(uow: UnitOfWork, deal_id: int) -> list[str]:
     """Inside an open unit of work: recompute a deal's caps over its existing buckets and the horizon."""
     facts = catalog.deal_facts(uow, deal_id)
-    if not _governed(facts):
+    if not governed(facts):
         return []
     return recompute_deal(uow, deal_id, "daily capacity update")
 
@@ -287,15 +367,15 @@ def deal_day_caps(uow: UnitOfWork, actor: Principal | None, deal_id: int, start:
         if actor is not None:
             catalog.own_deal(uow, actor, deal_id)
         facts = catalog.deal_facts(uow, deal_id)
-        if not _governed(facts):
+        if not daily(facts):  # slot and stock caps are in the deal's calendar
             raise ValidationFailed("daily caps apply to voucher deals without time slots", code="not_governed")
         inputs = _inputs(uow, facts)
         first = start or _today(uow, facts)
-        buckets = {b.key: b for b in catalog.buckets_of(uow, deal_id)}
+        buckets = _buckets(uow, deal_id)
         paused = catalog.paused_dates(uow, deal_id)  # a date the circuit breaker stopped: why and since when
         out = []
         for i in range(days):
-            plan = _plan(inputs, first + timedelta(days=i))
+            plan = _plan(inputs, first + timedelta(days=i), buckets)
             b = buckets.get(plan["key"])
             out.append({**plan, "bucket_cap": b.cap if b else None, "sold": b.sold if b else 0,
                         "reserved": b.reserved if b else 0, "paused": paused.get(plan["key"])})

@@ -17,7 +17,8 @@ from tuangou.capacity import rules
 from tuangou.capacity.daily import (
     Inputs,
     assemble,
-    declaration_of,
+    base_of,
+    governed,
     plan_day,
     policy,
     recompute_loaded,
@@ -58,11 +59,8 @@ def inputs_many(uow: InTransaction, facts: list[dict[str, Any]], pol: rules.Gove
         offers[o.deal_id][o.key] = o.cap
     out = {}
     for f in facts:
-        base = approved.get(f["id"])
         row = declared.get(f["store_id"])
-        if base is None and row is not None:
-            use = {k: float(v) for k, v in (uses.get(f["id"]) or {}).items()}
-            base = rules.bottleneck(declaration_of(row.declaration), use).cap
+        base = base_of(f, approved.get(f["id"]), row, uses.get(f["id"]))
         out[f["id"]] = assemble(f, base, pol, uow.now, row, disrupted[f["store_id"]], offers[f["id"]])
     return out
 
@@ -71,8 +69,7 @@ def recompute_many(uow: InTransaction, deal_ids: list[int], cause: str, pol: rul
     """Inside an open unit of work: recompute the caps of `deal_ids` (locked in id order); returns how many
     buckets tripped the circuit breaker."""
     facts = [f for f in catalog.deal_facts_many(uow, deal_ids, lock=True)
-             if f["kind"] == catalog_rules.DealKind.VOUCHER and not f["slots"]
-             and f["status"] != catalog_rules.DealStatus.DRAFT]
+             if governed(f) and f["status"] != catalog_rules.DealStatus.DRAFT]
     if not facts:
         return 0
     inputs = inputs_many(uow, facts, pol)
@@ -86,8 +83,12 @@ def recompute_many(uow: InTransaction, deal_ids: list[int], cause: str, pol: rul
 
 
 def day_plans(uow: InTransaction, facts: list[dict[str, Any]], days: dict[int, date]) -> dict[int, dict[str, Any]]:
-    """Inside an open unit of work: `day_plan` of many voucher deals, each for its own day, read in bulk."""
+    """Inside an open unit of work: `day_plan` of many deals, each for its own day, read in bulk (the buckets
+    only of the slotted and goods deals, whose plans need their counters)."""
     if not facts:
         return {}
     inputs = inputs_many(uow, facts, policy(uow))
-    return {f["id"]: plan_day(inputs[f["id"]], days[f["id"]]) for f in facts}
+    counted = [f["id"] for f in facts if f["slots"] or f["kind"] == catalog_rules.DealKind.GOODS]
+    buckets = catalog.buckets_from(uow, counted, min(days.values()).isoformat()) if counted else {}
+    return {f["id"]: plan_day(inputs[f["id"]], days[f["id"]], {b.key: b for b in buckets.get(f["id"], [])})
+            for f in facts}

@@ -117,6 +117,9 @@ class Declaration:
     ingredient_units_per_day: float | None = None
     max_reception_per_day: int | None = None
     machines: tuple[Machine, ...] = ()
+    # units the store can hold at once (the cold room that keeps 100 jin of strawberries): the capacity of its
+    # goods deals, not of its vouchers (it says nothing about how many guests a day it serves)
+    storage_units: float | None = None
 
     def with_findings(self, findings: dict[str, Any]) -> Declaration:
         """On-site inspection findings override declared numbers; machines are matched by name."""
@@ -157,7 +160,8 @@ def declaration_problems(d: Declaration) -> list[str]:
         opening_hours(d)
     except ValueError as exc:
         out.append(str(exc))
-    for name in ("staff", "per_staff_per_hour", "ingredient_units_per_day", "max_reception_per_day"):
+    for name in ("staff", "per_staff_per_hour", "ingredient_units_per_day", "max_reception_per_day",
+                 "storage_units"):
         value = getattr(d, name)
         if value is not None and value < 0:
             out.append(f"{name} must be >= 0")
@@ -209,6 +213,18 @@ def bottleneck(d: Declaration, consumption: dict[str, float] | None = None) -> B
         return Bottleneck(None, None, {})
     tightest = min(per, key=lambda k: (per[k], k))
     return Bottleneck(per[tightest], tightest, per)
+
+
+def storage_bottleneck(d: Declaration, consumption: dict[str, float] | None = None) -> Bottleneck:
+    """The stock a goods deal may have on sale: what the store's storage holds, divided by what one unit
+    of the deal takes of it (`consumption["storage"]`, default 1; 0: the deal needs no storage)."""
+    if d.storage_units is None:
+        return Bottleneck(None, None, {})
+    need = (consumption or {}).get("storage", 1.0)
+    if need <= 0:
+        return Bottleneck(None, None, {})
+    cap = math.floor(d.storage_units / need + 1e-9)
+    return Bottleneck(cap, "storage", {"storage": cap})
 
 
 # ---- dynamic daily cap (A1) ----------------------------------------------------------------------
@@ -270,6 +286,55 @@ def daily_cap(base: int, factor: float, disruptions: list[Disruption]) -> int:
         if dis.max_units is not None:
             cap = min(cap, dis.max_units)
     return max(0, cap)
+
+
+def _shares(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """`total` (at most the weights' sum) split in proportion to `weights`: floors first, then one unit each to
+    the largest remainders (ties by name), so the shares add up to `total` and none exceeds its weight."""
+    whole = sum(weights.values())
+    if total <= 0 or whole <= 0:
+        return {k: 0 for k in weights}
+    exact = {k: total * w / whole for k, w in weights.items()}
+    out = {k: math.floor(v + 1e-9) for k, v in exact.items()}
+    left = total - sum(out.values())
+    for k in sorted(weights, key=lambda k: (-(exact[k] - out[k]), k)):
+        if left <= 0:
+            break
+        if out[k] < weights[k]:
+            out[k] += 1
+            left -= 1
+    return out
+
+
+def split_slots(capacity: int | None, offers: dict[str, int], sold: dict[str, int], reserved: dict[str, int],
+                current: dict[str, int] | None = None) -> dict[str, int]:
+    """Each slot's cap when a day can serve `capacity` units over slots the merchant offers `offers` of.
+
+    The day's capacity is handed out in layers: first what each slot sold, then what it holds unpaid, then
+    the rest of its offer, each layer in proportion when the capacity runs out inside it. So the caps add
+    up to min(capacity, offers), none is above the merchant's slot cap, and a slot's cap falls below what
+    it sold only when the whole day sold more than the capacity (then the breaker moves that excess).
+    `current` caps that already satisfy all of this are kept, so a recompute moves nothing needlessly."""
+    slots = sorted(offers)
+    offer = {s: max(0, offers[s]) for s in slots}
+    if capacity is None or capacity >= sum(offer.values()):
+        return offer
+    capacity = max(0, capacity)
+    paid = {s: min(max(0, sold.get(s, 0)), offer[s]) for s in slots}
+    held = {s: min(max(0, reserved.get(s, 0)), offer[s] - paid[s]) for s in slots}
+    if current is not None and set(current) == set(slots) and sum(current.values()) == capacity and all(
+            paid[s] + held[s] <= current[s] <= offer[s] for s in slots):
+        return dict(current)
+    caps = {s: 0 for s in slots}
+    left = capacity
+    for layer in (paid, held, {s: offer[s] - paid[s] - held[s] for s in slots}):
+        part = layer if sum(layer.values()) <= left else _shares(left, layer)
+        for s in slots:
+            caps[s] += part[s]
+        left -= sum(part.values())
+        if left <= 0:
+            break
+    return caps
 
 
 def sellable_cap(offer: int, capacity: int | None) -> int:

@@ -3,6 +3,8 @@
 A voucher deal's cap for a day is `min(offer, capacity)`: the offer is what the
 merchant puts on sale (the deal's daily cap, or a per-date offer), the capacity
 is the approved (or declared) bottleneck x the day's factor x live disruptions.
+A slotted deal's day capacity is split over its slots (never above a slot's offer);
+a goods deal's stock is bounded by the declared storage under today's disruptions.
 Whenever an input changes the affected buckets are recomputed in the same unit
 of work; a cap that falls below what is sold trips governance's circuit breaker.
 """
@@ -27,6 +29,7 @@ from tuangou.capacity.daily import (
     deal_day_caps,
     declaration_of,
     due_for_refresh,
+    follow_offer,
     governed_deal_ids,
     policy,
     recompute_deal,
@@ -44,7 +47,7 @@ from tuangou.capacity.models import (
 )
 from tuangou.capacity.rules import AuditStatus, DisruptionKind
 
-__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_plans", "record_shortfall", "day_target", "deal_day_caps", "policy", "recompute_deal",
+__all__ = ["AuditStatus", "DisruptionKind", "cached_policy", "current_offer", "day_plan", "day_plans", "record_shortfall", "day_target", "deal_day_caps", "follow_offer", "policy", "recompute_deal",
            "recompute_store", "recompute_deal_upcoming", "safe_sales_for_store", "set_offer"]
 from tuangou.catalog import service as catalog
 from tuangou.core import policy as policies

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from tuangou.capacity import rules
-from tuangou.capacity.daily import _governed, _inputs, plan_day, policy, recompute_deal
+from tuangou.capacity.daily import _inputs, daily, plan_day, policy, recompute_deal
 from tuangou.capacity.models import CapacityAudit
 from tuangou.catalog import service as catalog
 from tuangou.core.db import InTransaction
@@ -28,7 +28,7 @@ def record_shortfall(uow: InTransaction, deal_id: int, day: date, ref: str, by: 
     if not policy(uow).verify_after_oversale:
         return None
     facts = catalog.deal_facts(uow, deal_id, lock=True)
-    if not _governed(facts):
+    if not daily(facts):  # what a store served on a day is read from a daily bucket
         return None
     inputs = _inputs(uow, facts)
     plan = plan_day(inputs, day)

@@ -199,6 +199,16 @@ def release_reserved(uow: InTransaction, deal_id: int, keys: list[str], qty: int
     _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty})
 
 
+_RELEASE = (update(_buckets).where(_b.deal_id == bindparam("d"), _b.key == bindparam("k"))
+            .values(reserved=_b.reserved - bindparam("q")))
+
+
+def release_reserved_many(tx: InTransaction, units: dict[tuple[int, str], int]) -> None:
+    """Give back held units of many (deal, bucket) pairs in one executemany, in the fixed (deal, key) order."""
+    if units:
+        tx.conn.execute(_RELEASE, [{"d": d, "k": k, "q": q} for (d, k), q in sorted(units.items())])
+
+
 def confirm_sold(uow: InTransaction, deal_id: int, keys: list[str], qty: int) -> None:
     _move(uow, deal_id, keys, {"reserved": CapacityBucket.reserved - qty, "sold": CapacityBucket.sold + qty})
 

@@ -27,6 +27,7 @@ from tuangou.catalog.counters import (
     pause_date,
     paused_dates,
     release_reserved,
+    release_reserved_many,
     release_sold,
     reopen_recovered,
     reserve,
@@ -35,6 +36,7 @@ from tuangou.catalog.counters import (
     snapshot,
     snapshot_query,
 )
+from tuangou.catalog.live import live_deal_ids, live_deals_of, live_merchant_ids, live_timezones
 from tuangou.catalog.models import CapacityBucket, Deal, Store
 from tuangou.core.audit import record_audit, require_reason
 from tuangou.core.auth import Principal, Role
@@ -489,15 +491,16 @@ def apply_cap(uow: InTransaction, deal_id: int, key: str, cap: int, *, allow_bel
 
 
 def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[dict[str, Any]]:
-    """Inside an open unit of work: `apply_cap(..., allow_below_sold=True)` for several date buckets of one
-    deal in a few statements (missing buckets made, caps set, counters read back once)."""
+    """Inside an open unit of work: `apply_cap(..., allow_below_sold=True)` for several date (or stock) buckets
+    of one deal in a few statements (missing buckets made, caps set, counters read back once)."""
     if not caps:
         return []
     deal = uow.session.get(Deal, deal_id)
     if deal is None:
         raise NotFound(f"deal {deal_id} not found")
     for key in caps:
-        date.fromisoformat(key.split("@", 1)[0])  # only date buckets come here (capacity's plans)
+        if key != rules.STOCK_BUCKET:
+            date.fromisoformat(key.split("@", 1)[0])  # only date and stock buckets come here (capacity's plans)
     t = table(CapacityBucket)
     of_deal = and_(t.c.deal_id == deal_id, t.c.key.in_(list(caps)))
     existing = set(uow.session.scalars(select(t.c.key).where(of_deal)))
@@ -523,7 +526,7 @@ def apply_caps(uow: InTransaction, deal_id: int, caps: dict[str, int]) -> list[d
 
 # ---- for capacity governance (capacity/, governance/) ------------------------------------------------
 
-def _facts(d: Deal, tz: str) -> dict[str, Any]:
+def _facts(d: Any, tz: str) -> dict[str, Any]:  # a Deal, or a Core row of the deals table
     return {"id": d.id, "store_id": d.store_id, "merchant_id": d.merchant_id, "title": d.title, "kind": d.kind,
             "category": d.category, "price_cents": d.price_cents, "daily_cap": d.daily_cap,
             "slots": {k: int(v) for k, v in (d.slots or {}).items()}, "large_promotion": d.large_promotion,
@@ -545,11 +548,12 @@ def deal_facts(uow: InTransaction, deal_id: int, *, lock: bool = False) -> dict[
 def deal_facts_many(uow: InTransaction, deal_ids: list[int], *, lock: bool = False) -> list[dict[str, Any]]:
     """Inside an open unit of work: `deal_facts` of several deals in one query, in id order (locks taken
     in that fixed order)."""
-    q = select(Deal, Store.timezone).join(Store, Store.id == Deal.store_id).where(
-        Deal.id.in_(deal_ids)).order_by(Deal.id)
+    deals = table(Deal)
+    q = select(deals, table(Store).c.timezone).join(table(Store), table(Store).c.id == deals.c.store_id).where(
+        deals.c.id.in_(deal_ids)).order_by(deals.c.id)  # Core rows: a batch of thousands builds no ORM objects
     if lock:
-        q = q.with_for_update(of=Deal)
-    return [_facts(d, tz) for d, tz in uow.session.execute(q.execution_options(populate_existing=True))]
+        q = q.with_for_update(of=deals)
+    return [_facts(d, d.timezone) for d in uow.session.execute(q)]
 
 
 def deal_ids(uow: UnitOfWork, *, store_id: int | None = None, merchant_id: int | None = None,
@@ -595,9 +599,11 @@ def store_category(uow: UnitOfWork, store_id: int) -> str:
 __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "apply_caps", "buckets_from", "deal_facts_many", "bucket_key", "buckets_of", "confirm_held",
            "confirm_sold", "create_deal", "create_store", "deal_calendar", "deal_columns", "deal_context",
            "deal_facts", "deal_ids", "delist", "delist_deal", "delist_merchant_deals", "get_deal", "get_store",
-           "hold", "list_deals", "list_stores", "live_deals", "move_sold", "own_deal", "pause_date", "paused_dates",
-           "publish_deal", "release_reserved", "release_sold", "reserve", "reserve_for_update", "room_on", "snapshot",
-           "snapshot_query", "store_category", "store_facts"]
+           "hold", "list_deals", "list_stores", "live_deal_ids", "live_deals", "live_deals_of",
+           "live_merchant_ids", "live_timezones", "move_sold", "own_deal", "pause_date", "paused_dates",
+           "publish_deal", "release_reserved", "release_reserved_many", "release_sold", "reserve",
+           "reserve_for_update", "room_on", "snapshot", "snapshot_query", "store_category", "store_facts",
+           "take_sold"]
 
 
 def deal_homes(uow: InTransaction, deal_ids: list[int]) -> dict[int, tuple[int, str, str]]:

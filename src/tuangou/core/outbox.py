@@ -10,10 +10,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Connection, Index, Integer, String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tuangou.core.db import Base, UTCDateTime
+from tuangou.core.db import Base, UTCDateTime, table
 
 
 class OutboxEvent(Base):
@@ -44,3 +44,13 @@ def event_row(type_: str, payload: dict[str, Any], now: datetime, *, merchant_id
     """The outbox row of an event, for a Core INSERT on the hot path (no ORM flush)."""
     return {"event_id": str(uuid.uuid4()), "type": type_, "payload": payload, "occurred_at": now,
             "merchant_id": merchant_id, "relayed_at": None}
+
+
+_EVENTS_MANY = insert(table(OutboxEvent)).returning(table(OutboxEvent).c.id)
+
+
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Events made by event_row() written as multi-row INSERTs (RETURNING makes SQLAlchemy batch the rows into
+    multi-row statements, compiled once), for jobs that record a batch of events at once."""
+    if rows:
+        conn.execute(_EVENTS_MANY, rows)

@@ -1,6 +1,7 @@
-"""The 08:00 stock suggestion and the hourly sales push (A2, A5), in bulk: each tick claims up to a batch of
-sends in one statement, reads the deals, plans and counters of the whole batch in a few queries, and writes
-the inbox messages in one insert. A send is claimed once, so reruns and a second worker send nothing."""
+"""The 08:00 stock suggestion and the hourly sales push (A2, A5), in bulk: each tick reads only its batch of
+due subjects (the catalog leaves out those already sent), claims them in one statement, reads the deals,
+plans and counters of the whole batch in a few queries, and writes the inbox messages in one insert. A send
+is claimed once, so reruns and a second worker send nothing."""
 
 from __future__ import annotations
 
@@ -21,51 +22,67 @@ from tuangou.notify import service as notify
 SEND_BATCH = 500  # sends per tick: a tick stays short, the rest go out on the next ticks
 
 
-def _sent(uow: UnitOfWork, kind: str, period: str) -> set[int]:
-    return set(uow.session.scalars(select(ScheduledSend.subject_id).where(ScheduledSend.kind == kind,
-                                                                          ScheduledSend.period == period)))
+def _sent(kind: str, period: str) -> Any:
+    """The subjects already sent `kind` for `period`, as a subquery the catalog's reads leave out."""
+    return select(ScheduledSend.subject_id).where(ScheduledSend.kind == kind, ScheduledSend.period == period)
 
 
 def _claim(uow: UnitOfWork, kind: str, due: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """Claim (subject, period) sends in one statement; returns those this transaction claimed."""
     if not due:
         return []
-    t = ScheduledSend.__table__
-    stmt = upsertable_insert(uow.session.get_bind().dialect.name, t).values(
-        [{"kind": kind, "subject_id": s, "period": p, "created_at": uow.now} for s, p in due])
-    stmt = stmt.on_conflict_do_nothing(index_elements=["kind", "subject_id", "period"])
-    won = {(int(s), str(p)) for s, p in uow.session.execute(stmt.returning(t.c.subject_id, t.c.period))}
+    # many rows, one statement compiled once: SQLAlchemy sends them as multi-row INSERTs (insertmanyvalues)
+    rows = [{"kind": kind, "subject_id": s, "period": p, "created_at": uow.now} for s, p in due]
+    won = {(int(s), str(p)) for s, p in uow.conn.execute(_claim_stmt(uow.conn.dialect.name), rows)}
     return [d for d in due if d in won]
 
 
+_claims: dict[str, Any] = {}
+
+
+def _claim_stmt(dialect: str) -> Any:
+    stmt = _claims.get(dialect)
+    if stmt is None:
+        t = ScheduledSend.__table__
+        stmt = _claims[dialect] = (upsertable_insert(dialect, t)
+                                   .on_conflict_do_nothing(index_elements=["kind", "subject_id", "period"])
+                                   .returning(t.c.subject_id, t.c.period))
+    return stmt
+
+
+def suggestion_text(facts: dict[str, Any], plan: dict[str, Any]) -> tuple[str, str]:
+    """The 08:00 suggestion's title and body: what the day (goods: the storage) allows against the offer."""
+    can_serve = plan["capacity"] if plan["capacity"] is not None else plan["cap"]
+    if facts["kind"] == catalog_rules.DealKind.GOODS:
+        title = f"Today you can hold {can_serve}; you have {plan['offer']} on sale: {facts['title']}"
+    else:
+        title = f"Today you can serve {can_serve}; you have {plan['offer']} on sale: {facts['title']}"
+    body = ("Lower the cap now if you cannot serve them all." if plan["offer"] > can_serve
+            else "Your offer fits what you can serve.")
+    return title, body
+
+
 def send_daily_suggestions(uow: UnitOfWork) -> int:
-    """From 08:00 store-local time, each live deal's merchant gets today's stock suggestion, once a day."""
+    """From 08:00 store-local time, each live deal's merchant gets today's stock suggestion, once a day: daily
+    and slotted vouchers (what the day can serve) and goods (what the storage holds)."""
     with uow:
         pol = capacity.policy(uow)
-        by_zone: dict[str, list[int]] = {}
-        for deal_id, _, tz in catalog.live_deals(uow):
-            by_zone.setdefault(tz, []).append(deal_id)
         due: list[tuple[int, str]] = []
-        for tz, deal_ids in sorted(by_zone.items()):
+        for tz in catalog.live_timezones(uow):
             local = uow.now.astimezone(ZoneInfo(tz))
-            if local.hour < pol.suggestion_hour:
+            if local.hour < pol.suggestion_hour or len(due) >= SEND_BATCH:
                 continue
             period = local.date().isoformat()
-            done = _sent(uow, "suggestion", period)
-            due += [(d, period) for d in deal_ids if d not in done]
-        claimed = _claim(uow, "suggestion", due[:SEND_BATCH])
-        facts = {f["id"]: f for f in catalog.deal_facts_many(uow, [d for d, _ in claimed])}
-        # goods and slot deals have no daily capacity plan; claimed all the same so they are not retried
-        planned = [facts[d] for d, _ in claimed if facts[d]["kind"] == "voucher" and not facts[d]["slots"]]
+            due += [(d, period) for d in catalog.live_deal_ids(uow, tz, _sent("suggestion", period),
+                                                               SEND_BATCH - len(due))]
+        claimed = _claim(uow, "suggestion", due)
+        planned = catalog.deal_facts_many(uow, [d for d, _ in claimed])
         periods = dict(claimed)
         plans = capacity.day_plans(uow, planned, {f["id"]: date.fromisoformat(periods[f["id"]]) for f in planned})
         messages = []
         for f in planned:
             plan = plans[f["id"]]
-            can_serve = plan["capacity"] if plan["capacity"] is not None else plan["cap"]
-            title = f"Today you can serve {can_serve}; you have {plan['offer']} on sale: {f['title']}"
-            body = ("Lower the cap now if you cannot serve them all." if plan["offer"] > can_serve
-                    else "Your offer fits what you can serve.")
+            title, body = suggestion_text(f, plan)
             messages.append(notify.Message(f["merchant_id"], "stock_suggestion", title, body,
                                            {"deal_id": f["id"], **plan}))
         notify.notify_merchants(uow, messages)
@@ -78,12 +95,9 @@ def send_hourly_pushes(uow: UnitOfWork) -> int:
     with uow:
         pol = capacity.policy(uow)
         hour = uow.now.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%HZ")
-        by_merchant: dict[int, list[int]] = {}
-        for deal_id, merchant_id, _ in catalog.live_deals(uow):
-            by_merchant.setdefault(merchant_id, []).append(deal_id)
-        done = _sent(uow, "hourly", hour)
-        claimed = [m for m, _ in _claim(uow, "hourly", [(m, hour) for m in sorted(by_merchant) if m not in done]
-                                        [:SEND_BATCH])]
+        due = catalog.live_merchant_ids(uow, _sent("hourly", hour), SEND_BATCH)
+        claimed = [m for m, _ in _claim(uow, "hourly", [(m, hour) for m in due])]
+        by_merchant = catalog.live_deals_of(uow, claimed)
         ids = [d for m in claimed for d in by_merchant[m]]
         facts = {f["id"]: f for f in catalog.deal_facts_many(uow, ids)}
         days = {uow.now.astimezone(ZoneInfo(f["timezone"])).date() for f in facts.values()}

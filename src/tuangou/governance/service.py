@@ -94,10 +94,7 @@ def set_cap(uow: UnitOfWork, deal_id: int, key: str, cap: int, *, may_raise: boo
                        f"request: POST /api/v1/deals/{deal_id}/inventory-change-requests",
                        code="change_request_required", current_cap=current)
     capacity.set_offer(uow, deal_id, key, cap)
-    target = cap
-    facts = catalog.deal_facts(uow, deal_id)
-    if key[:1].isdigit() and "@" not in key and not facts["slots"] and facts["kind"] == "voucher":
-        target = capacity.day_target(uow, deal_id, date.fromisoformat(key))
+    target = capacity.follow_offer(uow, deal_id, key, cap, cause)  # capacity bounds days, slots and stock
     result = catalog.apply_cap(uow, deal_id, key, target, allow_below_sold=True)
     if result["over"] > 0 and capacity.policy(uow).circuit_breaker:
         trip_circuit_breaker(uow, deal_id, key, cause)

@@ -52,6 +52,18 @@ def inbox_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(_INBOX_INSERT, rows)
 
 
+# A Core INSERT executed with many rows: RETURNING makes SQLAlchemy send them as multi-row INSERTs
+# ("insertmanyvalues", up to 1,000 rows a statement, compiled once), not a statement per row.
+_INBOX_MANY = insert(table(Notification)).returning(table(Notification).c.id)
+
+
+def insert_inbox_rows(uow: InTransaction, rows: list[dict[str, Any]]) -> None:
+    """Inside an open unit of work: inbox rows made by inbox_row() as multi-row INSERTs, for jobs that write
+    a batch of messages at once."""
+    if rows:
+        uow.conn.execute(_INBOX_MANY, rows)
+
+
 def notify_merchant(uow: InTransaction, merchant_id: int, kind: str, title: str, body: str = "",
                     data: dict[str, Any] | None = None, severity: str = "info") -> None:
     for user_id in accounts.merchant_user_ids(uow, merchant_id):
@@ -73,10 +85,8 @@ class Message:
 def notify_merchants(uow: InTransaction, messages: list[Message]) -> None:
     """Inside an open unit of work: `notify_merchant` for many messages, users read once, rows inserted at once."""
     users = accounts.merchant_user_ids_many(uow, [m.merchant_id for m in messages])
-    rows = [inbox_row(u, m.kind, m.title, m.body, m.data or {}, uow.now, m.severity)
-            for m in messages for u in users[m.merchant_id]]
-    if rows:
-        uow.session.execute(_INBOX_INSERT, rows)
+    insert_inbox_rows(uow, [inbox_row(u, m.kind, m.title, m.body, m.data or {}, uow.now, m.severity)
+                            for m in messages for u in users[m.merchant_id]])
 
 
 def notify_ops(uow: InTransaction, kind: str, title: str, body: str = "", data: dict[str, Any] | None = None,

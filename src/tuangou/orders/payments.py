@@ -50,15 +50,20 @@ def _snapshot_query() -> tuple[Any, list[str]]:
     return built
 
 
+def snapshot_from_row(r: Any, extra: list[str]) -> rules.OrderSnapshot:
+    """An order snapshot from a row of `_SNAPSHOT_COLS` (and the participants' `extra` columns)."""
+    return rules.OrderSnapshot(r.id, r.buyer_id, r.deal_id, r.merchant_id, r.store_id, r.quantity,
+                               r.unit_price_cents, r.amount_cents, r.status, r.expires_at, list(r.buckets or []),
+                               r.pay_attempt, dict(r.extra or {}), {n: r._mapping[f"x_{n}"] for n in extra},
+                               r.service_date, r.slot, r.created_at)
+
+
 def _snapshot(conn: Any, order_id: int) -> rules.OrderSnapshot:
     q, extra = _snapshot_query()
     r = conn.execute(q, {"oid": order_id}).first()
     if r is None:
         raise NotFound(f"order {order_id} not found")
-    return rules.OrderSnapshot(r.id, r.buyer_id, r.deal_id, r.merchant_id, r.store_id, r.quantity,
-                               r.unit_price_cents, r.amount_cents, r.status, r.expires_at, list(r.buckets or []),
-                               r.pay_attempt, dict(r.extra or {}), {n: r._mapping[f"x_{n}"] for n in extra},
-                               r.service_date, r.slot, r.created_at)
+    return snapshot_from_row(r, extra)
 
 
 def pay_order(uow: UnitOfWork, buyer: Principal, order_id: int, client_key: str, gateway: PaymentGateway,
@@ -223,18 +228,3 @@ def reconcile_payments(uow: UnitOfWork, gateway: PaymentGateway, older_than_s: i
         record_charge(uow, snap, key, found if found is not None
                       else GatewayResult(False, "", "never reached the gateway"))
     return len(rows)
-
-
-def settle_before_expiry(uow: UnitOfWork, gateway: PaymentGateway, order_id: int) -> bool:
-    """Before a reservation is ended for lack of payment, ask the gateway whether its current key was
-    charged (a process may have died between the charge and its commit). True if it was captured."""
-    with uow.db.read_engine.connect() as conn:
-        snap = _snapshot(conn, order_id)
-    if snap.status != rules.OrderStatus.RESERVED:
-        return False
-    key = rules.payment_key(order_id, snap.pay_attempt)
-    found = gateway.lookup(key)
-    if found is None or not found.ok:
-        return False
-    record_charge(uow, snap, key, found)
-    return True

@@ -20,7 +20,7 @@ from tuangou.core.errors import Conflict, NotFound
 from tuangou.core.money import percent_of
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
-from tuangou.orders import rules
+from tuangou.orders import expiry, rules
 from tuangou.orders.gateway import PaymentGateway
 from tuangou.orders.models import Order, Refund, Voucher
 from tuangou.orders.participants import OrderParticipant, Placing, registry
@@ -29,7 +29,6 @@ from tuangou.orders.payments import (
     pay_order,
     reconcile_payments,
     record_charge,
-    settle_before_expiry,
 )
 from tuangou.orders.placing import place_order
 from tuangou.orders.redating import (
@@ -66,29 +65,13 @@ def cancel_order(uow: UnitOfWork, buyer: Principal, order_id: int) -> OrderView:
 
 
 def expire_due(uow: UnitOfWork, gateway: PaymentGateway | None = None, batch: int = 500) -> int:
-    """Expire reservations past their time; idempotent. With a gateway, each one's current payment
-    key is looked up first: money captured by a process that died before recording it is kept
-    (the order becomes paid), never lost."""
-    with uow:
-        ids = list(uow.session.scalars(select(Order.id).where(Order.status == rules.OrderStatus.RESERVED,
-                                                              Order.expires_at <= uow.now).limit(batch)))
+    """Expire reservations past their time, a batch in a few set-based statements (orders/expiry.py);
+    idempotent. With a gateway, each one's current payment key is looked up first: money captured by a
+    process that died before recording it is kept (the order becomes paid), never lost."""
+    ids = expiry.due_ids(uow, batch)
     if gateway is not None:
-        ids = [i for i in ids if not settle_before_expiry(uow, gateway, i)]
-    return _expire(uow, ids)
-
-
-@retry_on_deadlock
-def _expire(uow: UnitOfWork, ids: list[int]) -> int:
-    with uow:
-        n = 0
-        for order_id in ids:
-            order = uow.session.get(Order, order_id)
-            if order is not None and end_reservation(uow, order, rules.OrderStatus.EXPIRED):
-                n += 1
-                notify.notify_user(uow, order.buyer_id, "order_expired", f"Order #{order.id} expired",
-                                   "It was not paid in time; the units went back on sale.", {"order_id": order.id})
-        uow.commit()
-        return n
+        ids = expiry.settle_charged(uow, gateway, ids)
+    return expiry.expire(uow, ids)
 
 
 # ---- vouchers -----------------------------------------------------------------------------------
