@@ -602,8 +602,7 @@ __all__ = ["DealContext", "DealView", "StoreView", "apply_cap", "apply_caps", "b
            "hold", "list_deals", "list_stores", "live_deal_ids", "live_deals", "live_deals_of",
            "live_merchant_ids", "live_timezones", "move_sold", "own_deal", "pause_date", "paused_dates",
            "publish_deal", "release_reserved", "release_reserved_many", "release_sold", "reserve",
-           "reserve_for_update", "room_on", "snapshot", "snapshot_query", "store_category", "store_facts",
-           "take_sold"]
+           "reserve_for_update", "room_on", "snapshot", "snapshot_query", "store_category", "store_facts"]
 
 
 def deal_homes(uow: InTransaction, deal_ids: list[int]) -> dict[int, tuple[int, str, str]]:

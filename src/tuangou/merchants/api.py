@@ -205,7 +205,7 @@ def build_report(_: Ops, uow: UoW) -> dict[str, Any]:
 
 
 # `?format=markdown` answers the text a person reads; the OpenAPI document says so
-_MARKDOWN = {200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}}
+_MARKDOWN: dict[int | str, dict[str, Any]] = {200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}}
 
 
 @router.get("/case-reports/current", response_model=None, responses=_MARKDOWN,
