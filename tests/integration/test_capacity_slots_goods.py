@@ -63,10 +63,12 @@ def test_a_disruption_splits_the_days_capacity_over_the_slots_and_trips_the_brea
         "kind": "other", "max_units": 1, "ends_at": (stage.clock.now() + timedelta(hours=14)).isoformat(),
         "reason": "power cut"})
     assert r.status_code == 201, r.text
-    # then the breaker trips: the deal is delisted, tonight holds exactly one room, two buyers move and get ¥5
-    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "delisted"
+    # then the breaker trips: tonight stops selling (the deal stays published for its other dates), tonight holds
+    # exactly one room, two buyers move and get ¥5
+    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "published"
     cal = calendar(stage, deal)
     tonight = [cal[f"{day}@{s}"] for s in SLOTS]
+    assert any((b["paused"] or {}).get("reason", "").startswith("circuit breaker") for b in tonight)
     assert sum(b["cap"] for b in tonight) == 1 and sum(b["sold"] for b in tonight) == 1
     notices = [n for b in buyers for n in inbox(stage, b, "oversale_compensation")]
     assert len(notices) == 2 and {n["data"]["coupon_cents"] for n in notices} == {500}
@@ -119,9 +121,10 @@ def test_fresh_goods_follow_the_cold_room_and_a_disruption_trips_the_breaker(any
     r = stage.client.post(f"/api/v1/stores/{store}/disruptions", headers=merchant, json={
         "kind": "machine_broken", "capacity_factor": 0.5, "reason": "one compressor down"})
     assert r.status_code == 201, r.text
-    # then the breaker trips: delisted, the newest 30 jin refunded with a ¥5 coupon each
-    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "delisted"
+    # then the breaker trips: the stock stops selling, the newest 30 jin refunded with a ¥5 coupon each
+    assert stage.client.get(f"/api/v1/deals/{deal}", headers=merchant).json()["status"] == "published"
     stock = calendar(stage, deal)["stock"]
+    assert stock["paused"]["reason"].startswith("circuit breaker")
     assert (stock["cap"], stock["sold"]) == (50, 40)
     refunded = [n for b in buyers for n in inbox(stage, b, "oversale_compensation")]
     assert len(refunded) == 2 and all(n["data"]["refund_cents"] > 0 for n in refunded)
@@ -129,4 +132,5 @@ def test_fresh_goods_follow_the_cold_room_and_a_disruption_trips_the_breaker(any
     dis = stage.client.get(f"/api/v1/stores/{store}/disruptions", headers=merchant).json()["items"][0]
     assert stage.client.post(f"/api/v1/disruptions/{dis['id']}/end", headers=merchant,
                              json={"reason": "repaired"}).status_code == 200
-    assert calendar(stage, deal)["stock"]["cap"] == 100
+    stock = calendar(stage, deal)["stock"]
+    assert stock["cap"] == 100 and stock["paused"] is None  # and it sells again by itself
