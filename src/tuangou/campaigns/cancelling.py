@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 
 from tuangou.campaigns import rules
 from tuangou.campaigns.models import Campaign, CampaignMember
 from tuangou.campaigns.participants import registry
-from tuangou.campaigns.service import M, S, campaign_row, policy, refund_member_cents, view
+from tuangou.campaigns.service import M, S, campaign_row, each_paid_member, policy, refund_member_cents, view
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import InTransaction, UnitOfWork
@@ -77,17 +77,7 @@ def _involved(actor: Principal, camp: Campaign) -> bool:
 
 def book_cancellation_refunds(uow: UnitOfWork, batch: int = 500) -> int:
     """Each paid participant of a called-off group: full refund, compensation, an inbox message; once."""
-    with uow:
-        ids = list(uow.session.scalars(select(CampaignMember.id).join(Campaign, Campaign.id ==
-                                                                      CampaignMember.campaign_id)
-                                       .where(Campaign.status == S.CANCELLED, CampaignMember.status == M.PAID)
-                                       .order_by(CampaignMember.id).limit(batch)))
-    n = 0
-    for member_id in ids:
-        with uow:
-            n += refund_and_compensate(uow, member_id)
-            uow.commit()
-    return n
+    return each_paid_member(uow, [Campaign.status == S.CANCELLED], refund_and_compensate, batch)
 
 
 def refund_and_compensate(uow: InTransaction, member_id: int) -> bool:

@@ -17,6 +17,7 @@ from tuangou.campaigns.service import (
     S,
     campaign_row,
     close_entry,
+    each_paid_member,
     lapse_member,
     leader_account,
     policy,
@@ -27,7 +28,7 @@ from tuangou.campaigns.service import (
 from tuangou.core import ledger
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
-from tuangou.core.db import UnitOfWork
+from tuangou.core.db import InTransaction, UnitOfWork
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.notify import service as notify
@@ -90,20 +91,14 @@ def fail_expired(uow: UnitOfWork) -> int:
 
 def book_failure_refunds(uow: UnitOfWork, batch: int = 500) -> int:
     """Every paid participant of a failed group gets a refund booked, once, one transaction each."""
-    with uow:
-        ids = list(uow.session.scalars(select(CampaignMember.id).join(Campaign, Campaign.id ==
-                                                                      CampaignMember.campaign_id)
-                                       .where(Campaign.status == S.FAILED, CampaignMember.status == M.PAID)
-                                       .order_by(CampaignMember.id).limit(batch)))
-    n = 0
-    for member_id in ids:
-        with uow:
-            member = uow.session.get(CampaignMember, member_id)
-            assert member is not None
-            n += refund_member(uow, campaign_row(uow, member.campaign_id), member_id,
-                                "the group did not reach its threshold by the deadline", expect=M.PAID)
-            uow.commit()
-    return n
+    return each_paid_member(uow, [Campaign.status == S.FAILED], _refund_failed, batch)
+
+
+def _refund_failed(uow: InTransaction, member_id: int) -> bool:
+    member = uow.session.get(CampaignMember, member_id)
+    assert member is not None
+    return refund_member(uow, campaign_row(uow, member.campaign_id), member_id,
+                         "the group did not reach its threshold by the deadline", expect=M.PAID)
 
 
 def finish_refunds(uow: UnitOfWork) -> int:

@@ -9,6 +9,7 @@ Lock order everywhere: member row, then campaign row, then stock pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -368,3 +369,21 @@ def view(uow: UnitOfWork, c: Campaign) -> dict[str, Any]:
             if c.cold_chain else None, "next_stage_due_at": due.isoformat() if due else None,
             "countdown": rules.countdown(uow.now, c.deadline, c.cutoff_at, c.joined_count, c.paid_count,
                                          c.threshold, c.max_size), **iso}
+
+
+def each_paid_member(uow: UnitOfWork, where: list[ColumnElement[bool]], step: Callable[[InTransaction, int], bool],
+                     batch: int) -> int:
+    """The jobs that settle a group member by member (failure refunds, tier differences, called-off groups):
+    up to `batch` paid members matching `where` (members joined to their campaign), oldest first, each in a
+    unit of work of its own so that a worker killed between two members loses nothing. `step` must be safe
+    to run twice (it returns False when the member was settled before); returns how many steps did something."""
+    with uow:
+        ids = list(uow.session.scalars(
+            select(CampaignMember.id).join(Campaign, Campaign.id == CampaignMember.campaign_id)
+            .where(CampaignMember.status == M.PAID, *where).order_by(CampaignMember.id).limit(batch)))
+    n = 0
+    for member_id in ids:
+        with uow:
+            n += step(uow, member_id)
+            uow.commit()
+    return n

@@ -9,11 +9,11 @@ so a rerun or a worker killed between two members refunds nobody twice and leave
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from tuangou.campaigns import rules
 from tuangou.campaigns.models import Campaign, CampaignMember
-from tuangou.campaigns.service import M, campaign_row
+from tuangou.campaigns.service import M, campaign_row, each_paid_member
 from tuangou.core.db import InTransaction, UnitOfWork
 from tuangou.core.money import yuan
 from tuangou.core.outbox import record_event
@@ -28,18 +28,8 @@ def refund_key(campaign_id: int, order_id: int) -> str:
 def refund_tier_differences(uow: UnitOfWork, batch: int = 500) -> int:
     """Each paid member of a group whose final tier is below what it paid gets the difference booked
     back, one transaction each; returns how many members were settled."""
-    with uow:
-        ids = list(uow.session.scalars(
-            select(CampaignMember.id).join(Campaign, Campaign.id == CampaignMember.campaign_id)
-            .where(Campaign.final_price_cents.is_not(None), Campaign.status.notin_(rules.DEAD),
-                   CampaignMember.status == M.PAID, CampaignMember.price_settled_at.is_(None))
-            .order_by(CampaignMember.id).limit(batch)))
-    n = 0
-    for member_id in ids:
-        with uow:
-            n += settle_member_price(uow, member_id)
-            uow.commit()
-    return n
+    return each_paid_member(uow, [Campaign.final_price_cents.is_not(None), Campaign.status.notin_(rules.DEAD),
+                                  CampaignMember.price_settled_at.is_(None)], settle_member_price, batch)
 
 
 def settle_member_price(uow: InTransaction, member_id: int) -> bool:

@@ -320,7 +320,7 @@ def governed_deal_ids(uow: UnitOfWork) -> list[int]:
 def due_for_refresh(uow: InTransaction, deal_ids: list[int]) -> list[int]:
     """Inside an open unit of work: the deals among `deal_ids` whose caps time may have moved since their
     last recompute (or that were never recomputed)."""
-    due = dict(uow.session.execute(select(CapacityRefresh.deal_id, CapacityRefresh.due_at)).tuples().all())
+    due = dict(uow.session.execute(select(CapacityRefresh.deal_id, CapacityRefresh.due_at)).all())
     return [d for d in deal_ids if d not in due or due[d] <= uow.now]
 
 
