@@ -141,7 +141,7 @@ def test_concurrent_redemptions_of_one_voucher_succeed_once(any_db, clock):
     def redeem() -> None:
         barrier.wait()
         try:
-            orders.redeem_voucher(UnitOfWork(any_db, clock), merchant, code, 500)
+            orders.redeem_voucher(UnitOfWork(any_db, clock), merchant, code, 500, "buyer at the counter")
             results.append("ok")
         except DomainError as exc:
             results.append(exc.code)
