@@ -17,7 +17,7 @@ from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, table, ups
 from tuangou.core.errors import CapExceeded, Conflict, NotFound, SoldOut
 
 if TYPE_CHECKING:
-    from tuangou.catalog.service import DealContext
+    from tuangou.catalog.views import DealContext
 
 
 # ---- the hot path: one snapshot query, one guarded UPDATE per bucket ----------------------------

@@ -18,9 +18,9 @@ from tuangou.core.db import UnitOfWork
 from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.disputes import coupons, rules
+from tuangou.disputes.casefile import get_dispute
 from tuangou.disputes.models import Coupon, Dispute, DisputeEvent, RecoveryClaim, StackRequest
 from tuangou.disputes.policy import current_policy
-from tuangou.disputes.service import get_dispute
 from tuangou.notify import service as notify
 
 
