@@ -120,3 +120,19 @@ def test_a_confirmed_over_sale_sets_the_capacity_the_store_really_served(stage):
     assert r.status_code == 200, r.text
     _confirm_oversale(stage, buyers[-3], orders[-3])
     assert cap_on(stage, deal, "2026-11-25") == 8
+
+
+def test_an_over_sale_on_a_slow_day_moves_the_capacity_halfway_not_to_that_days_demand(stage):
+    # given a store that declares 10 a day and sold only 3 today
+    merchant, deal = declared_deal(stage, declared=10, offered=10)
+    buyers = [stage.buyer() for _ in range(3)]
+    orders = [stage.paid_order(b, deal)["id"] for b in buyers]
+    # when one of the three finds no table and ops confirm it as over-selling
+    _confirm_oversale(stage, buyers[-1], orders[-1])
+    # then the store has shown it falls short, not that it can serve only the 2 that stand: halfway, 6 a day
+    assert cap_on(stage, deal, "2026-11-25") == 6
+    audits = stage.client.get("/api/v1/capacity-audits", headers=merchant, params={"deal_id": deal}).json()["items"]
+    assert audits[0]["approved_cap"] == 6 and audits[0]["bottleneck"] == "verified:served"
+    # and a second upheld shortfall that day moves it halfway again, towards the one order left standing
+    _confirm_oversale(stage, buyers[-2], orders[-2])
+    assert cap_on(stage, deal, "2026-11-25") == 3

@@ -240,3 +240,13 @@ def test_slot_caps_add_up_to_the_days_capacity_and_only_an_oversold_day_cuts_bel
     if sum(sold.values()) + sum(held.values()) <= capacity:
         assert all(caps[s] >= sold[s] + held[s] for s in offers)
     assert rules.split_slots(capacity, offers, sold, held, caps) == caps  # a recompute moves nothing
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.integers(min_value=1, max_value=20_000),
+       st.integers(min_value=0, max_value=20_000))
+def test_a_slow_days_shortfall_moves_down_at_least_one_unit_and_at_most_halfway(base, capacity, served):
+    stepped = rules.stepped_down_base(base, capacity, served)
+    scaled = rules.verified_base(base, capacity, served)
+    assert 0 <= stepped < base  # a proven shortfall always costs at least one unit
+    assert stepped >= min(scaled, base - 1)  # never below what the day's service shows
+    assert stepped <= (base + scaled) // 2  # and never more than halfway there from one slow day

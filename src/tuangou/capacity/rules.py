@@ -269,6 +269,16 @@ def verified_base(base: int, capacity_that_day: int, served: int) -> int:
     return max(0, math.floor(base * max(0, served) / capacity_that_day + 1e-9))
 
 
+def stepped_down_base(base: int, capacity_that_day: int, served: int) -> int:
+    """The daily capacity after an upheld over-sale on a day that did not fill up. A buyer turned away below
+    the plan proves the store fell short, not by how much: a non-capacity failure on a slow day would cut a
+    busy shop to that day's demand. So the capacity moves halfway from its base towards what the store
+    served (as `verified_base` scales it), and always down by at least one unit: repeated shortfalls
+    converge on what the store serves, one slow day never shuts it."""
+    halfway = (base + verified_base(base, capacity_that_day, served)) // 2
+    return max(0, min(halfway, base - 1))
+
+
 def day_factor(day: date, weekday_factors: dict[int, float], holidays: dict[date, float],
                max_factor: float) -> float:
     """Holidays win over weekdays; no factor means 1; never above the policy's maximum."""

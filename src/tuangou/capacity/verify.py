@@ -36,11 +36,13 @@ def record_shortfall(uow: InTransaction, deal_id: int, day: date, ref: str, by: 
     if inputs.base is None or plan["capacity"] is None or bucket is None:
         return None
     served = bucket.sold  # what still stands on that day once the upheld orders are refunded
-    if served + 1 < plan["capacity"]:
-        # the day never filled up: the store turned a buyer away below its plan, which says nothing about how
-        # much it can serve (a slow day would otherwise cut a busy shop's capacity to that day's demand)
-        return None
-    verified = rules.verified_base(inputs.base, plan["capacity"], served)
+    if served + 1 >= plan["capacity"]:  # a day that filled up: what the store served is what it can do
+        verified = rules.verified_base(inputs.base, plan["capacity"], served)
+    else:
+        # a buyer turned away below the plan proves a shortfall but not its size: cutting the capacity to a
+        # slow day's demand would shut a busy shop, ignoring it lets an over-declared shop fail buyers every day
+        # (the rule's docstring says how far it moves)
+        verified = rules.stepped_down_base(inputs.base, plan["capacity"], served)
     if verified >= inputs.base:
         return None
     reason = (f"{ref} confirmed an over-sale on {day.isoformat()}: {served} of {plan['capacity']} planned units "
