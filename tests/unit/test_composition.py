@@ -64,7 +64,8 @@ def test_compose_is_repeatable_and_names_are_unique():
     assert compose() == compose() == EXPECTED
 
 
-def test_compose_installs_the_deal_capacity_and_over_sale_participants_too():
+def test_compose_installs_the_deal_capacity_over_sale_and_cancellation_participants_too():
+    from tuangou.campaigns.participants import registry as cancellations
     from tuangou.capacity.participants import registry as capacity
     from tuangou.catalog.participants import registry as deals
     from tuangou.governance.participants import registry as oversales
@@ -72,3 +73,4 @@ def test_compose_installs_the_deal_capacity_and_over_sale_participants_too():
     assert deals.names() == ["monitoring.line_pause_listings", "merchants.standing", "capacity.on_publish"]
     assert capacity.names() == ["governance.circuit_breaker"]
     assert oversales.names() == ["disputes.oversale_coupon"]
+    assert cancellations.names() == ["disputes.cancelled_group_coupon"]
