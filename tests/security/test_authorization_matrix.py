@@ -128,7 +128,7 @@ ACCESS: dict[str, str] = {  # route -> actors that get in (observed, reviewed ag
     "POST /api/v1/orders/{order_id}/refund": "bx",
     "GET /api/v1/orders/{order_id}/redate-options": "bmx",
     "POST /api/v1/orders/{order_id}/redate": "bomnslx",  # past the sign-in, the empty body is 422; owner in service
-    "GET /api/v1/redatings": "bomnslx",
+    "GET /api/v1/redatings": "bomnx",  # a supplier or leader is refused, never shown every booking
     "POST /api/v1/redatings/{redating_id}/approve": "x",  # merchants and ops only; no re-dating 1 here: ops 422 (reason)
     "POST /api/v1/redatings/{redating_id}/reject": "x",
     "GET /api/v1/oversale-incidents": "mnx",

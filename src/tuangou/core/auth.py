@@ -17,11 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import jwt
 
 from tuangou.core.errors import Forbidden, Unauthorized
+
+
+class Filterable(Protocol):
+    """A query that narrows with `.where` (a SQLAlchemy Select): auth stays free of storage imports."""
+
+    def where(self, *criteria: Any) -> Any: ...
+
+
+Q = TypeVar("Q", bound=Filterable)
 
 
 class Role(StrEnum):
@@ -49,6 +58,17 @@ class Principal:
         if self.role == Role.MERCHANT and self.merchant_id is not None:
             return self.merchant_id
         raise Forbidden("this list is for merchants and ops")
+
+    def own_rows(self, query: Q, *, buyer: Any, merchant: Any, what: str) -> Q:
+        """A list query narrowed to what this caller may see: a buyer its own rows (`buyer` column), a
+        merchant its own (`merchant` column), ops all of them; any other role is refused, never shown all."""
+        if self.role == Role.BUYER:
+            return query.where(buyer == self.user_id)  # type: ignore[no-any-return]
+        if self.role == Role.MERCHANT:
+            return query.where(merchant == self.merchant_id)  # type: ignore[no-any-return]
+        if self.role != Role.OPS:
+            raise Forbidden(f"{what} are seen by their buyer, merchant and ops")
+        return query
 
     def require_merchant(self, merchant_id: int) -> None:
         """Ops may act on any merchant; a merchant only on itself."""

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork
-from tuangou.core.errors import Forbidden, NotFound
+from tuangou.core.errors import NotFound
 from tuangou.disputes import coupons
 from tuangou.disputes.models import Dispute, DisputeEvent, StackRequest
 from tuangou.notify import service as notify
@@ -90,13 +90,8 @@ def get_dispute(uow: UnitOfWork, actor: Principal, dispute_id: int) -> DisputeVi
 def list_disputes(uow: UnitOfWork, actor: Principal, *, status: str | None = None, cursor: int | None = None,
                   limit: int = 50) -> list[DisputeView]:
     with uow:
-        q = select(Dispute).order_by(Dispute.id.desc()).limit(limit)
-        if actor.role == Role.BUYER:
-            q = q.where(Dispute.buyer_id == actor.user_id)
-        elif actor.role == Role.MERCHANT:
-            q = q.where(Dispute.merchant_id == actor.merchant_id)
-        elif actor.role != Role.OPS:
-            raise Forbidden("disputes are seen by their buyer, merchant and ops")
+        q = actor.own_rows(select(Dispute).order_by(Dispute.id.desc()).limit(limit), buyer=Dispute.buyer_id,
+                           merchant=Dispute.merchant_id, what="disputes")
         if status:
             q = q.where(Dispute.status == status)
         if cursor:

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from tuangou.core.audit import record_audit
 from tuangou.core.auth import Principal, Role
 from tuangou.core.db import UnitOfWork, insert_ignore, retry_on_deadlock
-from tuangou.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from tuangou.core.errors import Conflict, NotFound, ValidationFailed
 from tuangou.core.outbox import record_event
 from tuangou.logistics import flags, records, rules
 from tuangou.logistics.models import (
@@ -276,13 +276,8 @@ def get_shipment(uow: UnitOfWork, actor: Principal, shipment_id: int) -> dict[st
 def list_shipments(uow: UnitOfWork, actor: Principal, *, status: str | None = None, cursor: int | None = None,
                    limit: int = 50) -> list[dict[str, Any]]:
     with uow:
-        q = select(Shipment).order_by(Shipment.id.desc()).limit(limit)
-        if actor.role == Role.MERCHANT:
-            q = q.where(Shipment.merchant_id == actor.merchant_id)
-        elif actor.role == Role.BUYER:
-            q = q.where(Shipment.buyer_id == actor.user_id)
-        elif actor.role != Role.OPS:
-            raise Forbidden("shipments are seen by their buyer, merchant and ops")
+        q = actor.own_rows(select(Shipment).order_by(Shipment.id.desc()).limit(limit), buyer=Shipment.buyer_id,
+                           merchant=Shipment.merchant_id, what="shipments")
         if status:
             q = q.where(Shipment.status == status)
         if cursor:

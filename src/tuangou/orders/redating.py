@@ -238,11 +238,9 @@ def decide_redating(uow: UnitOfWork, actor: Principal, redating_id: int, approve
 
 def list_redatings(uow: UnitOfWork, actor: Principal, status: str | None = None) -> list[dict[str, Any]]:
     with uow:
-        q = select(Redating).order_by(Redating.id.desc()).limit(200)
-        if actor.role == Role.BUYER:
-            q = q.where(Redating.buyer_id == actor.user_id)
-        elif actor.role == Role.MERCHANT:
-            q = q.where(Redating.merchant_id == actor.merchant_id)
+        # a leader or supplier is refused, not shown everyone's bookings
+        q = actor.own_rows(select(Redating).order_by(Redating.id.desc()).limit(200), buyer=Redating.buyer_id,
+                           merchant=Redating.merchant_id, what="re-datings")
         if status:
             q = q.where(Redating.status == status)
         return [_view(r) for r in uow.session.scalars(q)]
