@@ -113,7 +113,11 @@ def _install_security(app: FastAPI, settings: Settings, database: Database) -> N
         return accounts.user_state(UnitOfWork(database, app.state.clock, readonly=True), user_id)
 
     app.state.keyring = settings.keyring()
-    app.state.token_gate = TokenGate(user_state, settings.token_cache_seconds)
+    def user_states(user_ids: list[int]) -> dict[int, UserState]:
+        return accounts.user_states(UnitOfWork(database, app.state.clock, readonly=True), user_ids)
+
+    app.state.token_gate = TokenGate(user_state, settings.token_cache_seconds, load_many=user_states,
+                                     offload=database.dialect != "sqlite")
     app.state.trusted_proxies = networks(settings.trusted_proxy_list())
     app.state.login_guard = LoginGuard(settings.redis_url, settings.lockout_after_failures,
                                        settings.lockout_base_seconds, settings.lockout_max_seconds)

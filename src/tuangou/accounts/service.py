@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -104,11 +105,26 @@ _STATE = (select(User.token_version, User.active, User.role, User.merchant_id)
           .where(User.id == bindparam("uid")))
 
 
+_STATES = (select(User.id, User.token_version, User.active, User.role, User.merchant_id)
+           .where(User.id.in_(bindparam("uids", expanding=True))))
+
+
 def user_state(uow: UnitOfWork, user_id: int) -> UserState | None:
     """What decides whether a token still holds (core.auth.TokenGate loads it through this)."""
     with uow.db.read_engine.connect() as conn:
         row = conn.execute(_STATE, {"uid": user_id}).first()
-    if row is None or row.role not in _ROLES:
+    return None if row is None else _state(row)
+
+
+def user_states(uow: UnitOfWork, user_ids: list[int]) -> dict[int, UserState]:
+    """`user_state` of many users in one read (TokenGate batches the first requests of a crowd)."""
+    with uow.db.read_engine.connect() as conn:
+        rows = conn.execute(_STATES, {"uids": user_ids}).all()
+    return {row.id: state for row in rows if (state := _state(row)) is not None}
+
+
+def _state(row: Any) -> UserState | None:
+    if row.role not in _ROLES:
         return None
     return UserState(row.token_version, bool(row.active), Role(row.role), row.merchant_id)
 
