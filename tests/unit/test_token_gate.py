@@ -128,3 +128,30 @@ def test_revoked_and_inactive_are_refused_on_the_async_path():
         asyncio.run(gate.aprincipal(Claims(2, 0, Role.BUYER, None)))
     assert (revoked.value.code, inactive.value.code) == ("token_revoked", "account_inactive")
     assert asyncio.run(gate.aprincipal(Claims(1, 1, Role.MERCHANT, None))).role == Role.BUYER
+
+
+def test_a_verified_token_is_not_verified_again_but_still_expires(monkeypatch):
+    # given a token read once
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+
+    from tuangou.core import auth
+
+    now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    token = auth.issue_token(auth.Principal(9, Role.BUYER), "k" * 40, now, timedelta(minutes=10), version=3)
+    assert auth.read_claims(token, "k" * 40, now).version == 3
+    decodes = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+
+    # when it comes again, then it is not decoded again
+    assert auth.read_claims(token, "k" * 40, now + timedelta(minutes=5)).user_id == 9
+    assert decodes == []
+    # and once its expiry has passed it is refused, cached or not
+    with pytest.raises(Unauthorized) as expired:
+        auth.read_claims(token, "k" * 40, now + timedelta(minutes=11))
+    assert expired.value.code == "token_expired"
+    # and another keyring does not share the verification
+    with pytest.raises(Unauthorized):
+        auth.read_claims(token, "z" * 40, now)
