@@ -48,6 +48,10 @@ class OrderParticipant:
     # back after commit instead of built from the snapshot. A participant that only records (a clock, a
     # count) says False and spares every payment it takes part in that read.
     moves_order_when_paid = True
+    # Whether everything on_inserted / on_placing does rolls back with the order. A participant that also
+    # acts outside the database (a Redis counter) says False: its orders are never placed in a group, whose
+    # failure would run each member again and repeat that act (orders/placing.py, group commit).
+    transactional = True
 
     def snapshot_columns(self, deals: Any) -> dict[str, ColumnElement[Any]]:
         return {}

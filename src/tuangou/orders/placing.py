@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -21,6 +22,7 @@ from sqlalchemy import bindparam, select, update
 from tuangou.catalog import rules as catalog_rules
 from tuangou.catalog import service as catalog
 from tuangou.core.auth import Principal, Role
+from tuangou.core.combining import ALONE, Combiner
 from tuangou.core.db import InTransaction, UnitOfWork, retry_on_deadlock, table, upsert_add, upsertable_insert
 from tuangou.core.errors import Conflict, DomainError, IdempotencyConflict
 from tuangou.orders import rules, views
@@ -36,6 +38,7 @@ REPLAY = "orders.replay_of"
 # Statements built once and reused (their SQL stays compiled): per participant set, per dialect.
 _snapshots: dict[int, tuple[Any, list[str]]] = {}
 _inserts: dict[str, Any] = {}
+_groups: Combiner[Any] = Combiner()
 _DISCOUNT = update(_orders).where(_o.id == bindparam("oid")).values(amount_cents=bindparam("amount"),
                                                                     extra=bindparam("extra"))
 
@@ -96,50 +99,123 @@ def place_order(uow: UnitOfWork, buyer: Principal, deal_id: int, quantity: int, 
     if isinstance(plan, rules.Refusal):
         raise refuse(plan)
     wanted = [p for p in participants if p.wants_placing(snap, req)]
-    return _apply(uow, req, snap, plan, wanted)
+    return _write(uow, _Placement(req, snap, plan, wanted))
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """An order decided and waiting for its write transaction (alone or in a group, core/combining.py)."""
+
+    req: rules.OrderRequest
+    snap: catalog_rules.DealSnapshot
+    plan: rules.OrderPlan
+    wanted: list[Any]
+
+
+def _write(uow: UnitOfWork, placement: _Placement) -> tuple[views.OrderView, bool]:
+    """Concurrent placements on the same buckets of a deal in this process share one transaction; a
+    group that cannot run whole runs each placement alone, so every refusal is the order's own."""
+    if not all(p.transactional for p in placement.wanted):
+        return _apply(uow, placement)
+    key = (placement.snap.id, tuple(placement.plan.keys))
+    outcome = _groups.submit(key, placement, lambda group: _apply_together(uow, group),
+                             lambda alone: _apply(uow, alone))
+    if outcome is ALONE:
+        return _apply(uow, placement)
+    return outcome  # type: ignore[no-any-return]
+
+
+def _values(placement: _Placement, now: datetime) -> dict[str, Any]:
+    req, snap, plan = placement.req, placement.snap, placement.plan
+    return {"buyer_id": req.buyer_id, "deal_id": snap.id, "merchant_id": snap.merchant_id,
+            "store_id": snap.store_id, "quantity": plan.quantity, "unit_price_cents": plan.unit_price_cents,
+            "amount_cents": plan.amount_cents, "service_date": plan.service_date, "slot": plan.slot,
+            "buckets": plan.keys, "status": rules.OrderStatus.RESERVED.value,
+            "idempotency_key": req.idempotency_key, "fingerprint": plan.fingerprint,
+            "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0,
+            "announced": rules.Announced.NOTHING, **req.signals.columns()}
+
+
+def _inserted(uow: InTransaction, placement: _Placement, order_id: int) -> dict[str, Any]:
+    outcome: dict[str, Any] = {}
+    for p in placement.wanted:
+        p.on_inserted(uow, order_id, placement.req, placement.snap, outcome)
+    return outcome
 
 
 @retry_on_deadlock
-def _apply(uow: UnitOfWork, req: rules.OrderRequest, snap: catalog_rules.DealSnapshot, plan: rules.OrderPlan,
-           wanted: list[Any]) -> tuple[views.OrderView, bool]:
+def _apply(uow: UnitOfWork, placement: _Placement) -> tuple[views.OrderView, bool]:
+    req, snap, plan = placement.req, placement.snap, placement.plan
     with uow:
         conn = uow.conn
-        now = uow.now
-        values: dict[str, Any] = {"buyer_id": req.buyer_id, "deal_id": snap.id, "merchant_id": snap.merchant_id,
-                  "store_id": snap.store_id, "quantity": plan.quantity, "unit_price_cents": plan.unit_price_cents,
-                  "amount_cents": plan.amount_cents, "service_date": plan.service_date, "slot": plan.slot,
-                  "buckets": plan.keys, "status": rules.OrderStatus.RESERVED.value,
-                  "idempotency_key": req.idempotency_key, "fingerprint": plan.fingerprint,
-                  "expires_at": plan.expires_at, "created_at": now, "extra": {}, "pay_attempt": 0,
-                  "announced": rules.Announced.NOTHING, **req.signals.columns()}
-        order_id = conn.execute(_insert_order(conn.dialect.name), values).scalar()
+        order_id = conn.execute(_insert_order(conn.dialect.name), _values(placement, uow.now)).scalar()
         if order_id is None:  # this buyer used the key before (or a concurrent retry won): answer with that order
             replay = _replay(uow, req)
             assert replay is not None
             return replay, True
-        outcome: dict[str, Any] = {}
-        for p in wanted:
-            p.on_inserted(uow, order_id, req, snap, outcome)
+        outcome = _inserted(uow, placement, order_id)
         after = catalog.hold(uow, snap, plan.keys, plan.quantity)
-        if plan.per_buyer_limit is not None and not upsert_add(
-                conn, table(BuyerDealCount), {"deal_id": snap.id, "buyer_id": req.buyer_id, "qty": plan.quantity},
-                ["deal_id", "buyer_id"], "qty", plan.per_buyer_limit):
-            raise Conflict(f"at most {plan.per_buyer_limit} per buyer", code="per_buyer_limit")
-        amount = plan.amount_cents
-        status = outcome.get("status", rules.OrderStatus.RESERVED.value)
-        if wanted:
-            placing = Placing(order_id, req, snap, plan, after, outcome)
-            discount = sum(p.on_placing(uow, placing) for p in wanted)
-            if discount:
-                amount -= discount
-                conn.execute(_DISCOUNT, {"oid": order_id, "amount": amount, "extra": {
-                    "coupon_code": req.coupon_code, "coupon_discount_cents": discount}})
+        view = _finish(uow, placement, order_id, outcome, after)
         uow.commit()
+    return view, False
+
+
+class _Apart(Exception):
+    """A group member that must run alone (its key was used before): the group runs apart."""
+
+
+@retry_on_deadlock
+def _apply_together(uow: UnitOfWork, group: list[_Placement]) -> list[Any]:
+    """Place every order of `group` (same deal, same buckets) in one transaction: the orders, then one
+    guarded hold of their sum, then each order's own statements, each seeing the buckets as if the orders
+    had been held one after the other. Anything refused: nothing is written, every member runs alone."""
+    first = group[0]
+    try:
+        with uow:
+            conn = uow.conn
+            insert = _insert_order(conn.dialect.name)
+            placed = []
+            for placement in group:
+                order_id = conn.execute(insert, _values(placement, uow.now)).scalar()
+                if order_id is None:
+                    raise _Apart
+                placed.append((order_id, _inserted(uow, placement, order_id)))
+            later = sum(p.plan.quantity for p in group)
+            after = catalog.hold(uow, first.snap, first.plan.keys, later)
+            answers = []
+            for placement, (order_id, outcome) in zip(group, placed, strict=True):
+                later -= placement.plan.quantity
+                seen = [replace(s, reserved=s.reserved - later) for s in after]
+                answers.append((_finish(uow, placement, order_id, outcome, seen), False))
+            uow.commit()
+        return answers
+    except (DomainError, _Apart):
+        return [ALONE] * len(group)
+
+
+def _finish(uow: InTransaction, placement: _Placement, order_id: int, outcome: dict[str, Any],
+            after: list[catalog_rules.BucketState]) -> views.OrderView:
+    """What follows the hold: the per-buyer count, the participants, the discount; the answer."""
+    req, snap, plan = placement.req, placement.snap, placement.plan
+    conn = uow.conn
+    if plan.per_buyer_limit is not None and not upsert_add(
+            conn, table(BuyerDealCount), {"deal_id": snap.id, "buyer_id": req.buyer_id, "qty": plan.quantity},
+            ["deal_id", "buyer_id"], "qty", plan.per_buyer_limit):
+        raise Conflict(f"at most {plan.per_buyer_limit} per buyer", code="per_buyer_limit")
+    amount = plan.amount_cents
+    status = outcome.get("status", rules.OrderStatus.RESERVED.value)
+    if placement.wanted:
+        placing = Placing(order_id, req, snap, plan, after, outcome)
+        discount = sum(p.on_placing(uow, placing) for p in placement.wanted)
+        if discount:
+            amount -= discount
+            conn.execute(_DISCOUNT, {"oid": order_id, "amount": amount, "extra": {
+                "coupon_code": req.coupon_code, "coupon_discount_cents": discount}})
+    now = uow.now
     return views.OrderView(order_id, req.buyer_id, snap.id, snap.merchant_id, snap.store_id, plan.quantity,
                            plan.unit_price_cents, amount,
                            plan.service_date.isoformat() if plan.service_date else None, plan.slot,
-                           status, plan.expires_at.isoformat(), now.isoformat(),
-                           None), False
+                           status, plan.expires_at.isoformat(), now.isoformat(), None)
 
 
 def _replay(uow: InTransaction, req: rules.OrderRequest) -> views.OrderView | None:

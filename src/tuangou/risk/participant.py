@@ -35,6 +35,7 @@ class RiskCheck(OrderParticipant):
 
     def __init__(self, redis_url: str | None = None) -> None:
         self.redis = counters.RedisCounters(redis_url) if redis_url else None
+        self.transactional = self.redis is None  # a Redis count is not rolled back with the order
         self._parsed: tuple[Any, rules.RiskPolicy] = (None, rules.RiskPolicy())
 
     def _policy(self, raw: Any) -> rules.RiskPolicy:
