@@ -80,3 +80,42 @@ def test_many_buyers_at_once_never_oversell_and_paid_equals_sold(any_db, clock):
     # then exactly the cap was sold, once per winner
     assert outcomes == Counter({"ok": 40, "sold_out": 80})
     assert _counters(any_db, deal_id) == [(TODAY, 40, 40, 0)]
+
+
+def _reserved_orders(db, clock, deal_id, buyers):
+    from tuangou.orders import payments
+    placed = [orders.place_order(UnitOfWork(db, clock), b, deal_id, 1, f"pay-group-{b.user_id}")[0] for b in buyers]
+    with UnitOfWork(db, clock, readonly=True) as uow:
+        return [payments._snapshot(uow.conn, o.id) for o in placed]
+
+
+def test_a_group_of_captures_pays_every_order_and_moves_their_units_once(any_db, clock):
+    from tuangou.orders import payments
+
+    # given three reserved orders of one deal, their charges captured by the gateway
+    deal_id, buyers = _setup(any_db, clock, buyers=3, daily_cap=5)
+    snaps = _reserved_orders(any_db, clock, deal_id, buyers)
+    group = [payments._Charge(s, f"key-{s.id}", f"ch-{s.id}") for s in snaps]
+
+    # when they are recorded together
+    answers = payments._capture_together(UnitOfWork(any_db, clock), group)
+
+    # then each answer is its own order's, and the bucket shows three sold, none reserved
+    assert [a["key"] for a in answers] == [f"key-{s.id}" for s in snaps]
+    assert all(a["status"] == "succeeded" and len(a["vouchers"]) == 1 for a in answers)
+    assert _counters(any_db, deal_id) == [(TODAY, 5, 3, 0)]
+    with UnitOfWork(any_db) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Order).where(Order.status == "paid")) == 3
+
+
+def test_a_group_of_captures_with_an_order_no_longer_reserved_writes_nothing(any_db, clock):
+    from tuangou.orders import payments
+
+    # given two reserved orders, one of them captured twice in the same group (a retried charge)
+    deal_id, buyers = _setup(any_db, clock, buyers=2, daily_cap=5)
+    snaps = _reserved_orders(any_db, clock, deal_id, buyers)
+    group = [payments._Charge(s, f"key-{s.id}", f"ch-{s.id}") for s in [*snaps, snaps[0]]]
+
+    # when recorded together, then nothing is written and each runs alone
+    assert payments._capture_together(UnitOfWork(any_db, clock), group) == [ALONE] * 3
+    assert _counters(any_db, deal_id) == [(TODAY, 5, 0, 2)]

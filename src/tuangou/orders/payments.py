@@ -20,8 +20,9 @@ from sqlalchemy import bindparam, insert, select, update
 from tuangou.catalog import service as catalog
 from tuangou.core import ledger
 from tuangou.core.auth import Principal
+from tuangou.core.combining import ALONE, Combiner
 from tuangou.core.db import InTransaction, UnitOfWork, insert_ignore, retry_on_deadlock, table
-from tuangou.core.errors import Conflict, Forbidden, NotFound
+from tuangou.core.errors import Conflict, DomainError, Forbidden, NotFound
 from tuangou.orders import refunds, rules, views
 from tuangou.orders.gateway import GatewayResult, GatewayTimeout, PaymentGateway
 from tuangou.orders.models import Order, Payment, Voucher
@@ -130,10 +131,71 @@ def _expire_one(uow: UnitOfWork, order_id: int) -> None:
             uow.commit()
 
 
-@retry_on_deadlock
+@dataclass(frozen=True)
+class _Charge:
+    """A captured charge waiting for its write transaction (alone or in a group, core/combining.py)."""
+
+    snap: rules.OrderSnapshot
+    key: str
+    reference: str
+
+
+_pays: Combiner[_Charge] = Combiner()
+
+
+class _Apart(Exception):
+    """A group member whose order moved on (paid already, reservation ended): the group runs apart."""
+
+
 def record_charge(uow: UnitOfWork, snap: rules.OrderSnapshot, key: str, result: GatewayResult | None
                   ) -> dict[str, Any]:
-    """Record the gateway's answer for `key` in one transaction (None = no answer). Idempotent per key."""
+    """Record the gateway's answer for `key` in one transaction (None = no answer). Idempotent per key.
+
+    Concurrent captures of one deal's buckets in this process share one transaction and one move of their
+    units from reserved to sold (group commit, as placing does); a group that cannot run whole runs apart."""
+    if result is None or not result.ok or not snap.buckets:
+        return _record_alone(uow, snap, key, result)
+    outcome = _pays.submit((snap.deal_id, tuple(snap.buckets)), _Charge(snap, key, result.reference),
+                           lambda group: _capture_together(uow, group),
+                           lambda alone: _record_alone(uow, alone.snap, alone.key, result))
+    if outcome is ALONE:
+        return _record_alone(uow, snap, key, result)
+    return outcome  # type: ignore[no-any-return]
+
+
+@retry_on_deadlock
+def _capture_together(uow: UnitOfWork, group: list[_Charge]) -> list[Any]:
+    """Capture every charge of `group` (same deal, same buckets) in one transaction: each order paid with
+    its vouchers, then one confirm of their units, then each order's participants."""
+    first = group[0].snap
+    try:
+        with uow:
+            codes = []
+            for charge in group:
+                issued = _capture_rows(uow, charge.snap, charge.key, charge.reference)
+                if issued is None:
+                    raise _Apart
+                codes.append(issued)
+            catalog.confirm_held(uow, first.deal_id, first.buckets, sum(c.snap.quantity for c in group))
+            answers = [_succeeded(uow, charge, _paid(uow, charge.snap, issued))
+                       for charge, issued in zip(group, codes, strict=True)]
+            uow.commit()
+        return answers
+    except (DomainError, _Apart):
+        return [ALONE] * len(group)
+
+
+def _succeeded(tx: InTransaction, charge: _Charge, done: Captured | None) -> dict[str, Any]:
+    snap = charge.snap
+    return {"status": rules.PaymentStatus.SUCCEEDED.value, "amount_cents": snap.amount_cents, "key": charge.key,
+            "message": "", "gateway_ref": charge.reference, "paid_at": tx.now.isoformat(),
+            "vouchers": [views.voucher_view(c, rules.VoucherStatus.ISSUED) for c in done.codes]
+            if done is not None and done.answer_from_snapshot else None}
+
+
+@retry_on_deadlock
+def _record_alone(uow: UnitOfWork, snap: rules.OrderSnapshot, key: str, result: GatewayResult | None
+                  ) -> dict[str, Any]:
     with uow:
         if result is None:
             _note_attempt(uow, snap, key, rules.PaymentStatus.UNKNOWN, "", "gateway timeout")
@@ -152,10 +214,7 @@ def record_charge(uow: UnitOfWork, snap: rules.OrderSnapshot, key: str, result: 
         if done is None:  # an earlier request (or reconciliation) took this path first: keep the record straight
             _note_attempt(uow, snap, key, rules.PaymentStatus.SUCCEEDED, result.reference, "")
         uow.commit()
-        return {"status": rules.PaymentStatus.SUCCEEDED.value, "amount_cents": snap.amount_cents, "key": key,
-                "message": "", "gateway_ref": result.reference, "paid_at": uow.now.isoformat(),
-                "vouchers": [views.voucher_view(c, rules.VoucherStatus.ISSUED) for c in done.codes]
-                if done is not None and done.answer_from_snapshot else None}
+        return _succeeded(uow, _Charge(snap, key, result.reference), done)
 
 
 def _note_attempt(tx: InTransaction, snap: rules.OrderSnapshot, key: str, status: rules.PaymentStatus,
@@ -181,10 +240,8 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
     """Inside an open unit of work: the money for `key` was captured. The reserved order becomes paid
     with its vouchers; returns their codes. None when the order had moved on: if this very charge
     paid it already nothing happens, otherwise (the reservation ended) the money is owed back."""
-    conn, now = tx.conn, tx.now
-    paid = conn.execute(_CAPTURE, {"oid": snap.id, "now": now,
-                                   "extra": {**snap.extra, "charge_ref": charge_ref, "payment_key": key}}).first()
-    if paid is None:
+    codes = _capture_rows(tx, snap, key, charge_ref)
+    if codes is None:
         order = tx.session.get(Order, snap.id)
         assert order is not None
         if (order.extra or {}).get("charge_ref") != charge_ref and refunds.owe_refund(
@@ -192,7 +249,21 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
                 "payment arrived after the reservation ended"):
             # the money came in and goes straight back out: booked once per charge however many see it
             ledger.post(tx.session, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
-                                                (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
+                                                (ledger.ESCROW, snap.amount_cents)], tx.now, ref=f"order:{snap.id}")
+        return None
+    # the bucket is the row every buyer of the deal waits on: touched last, so it stays locked for one
+    # statement and the commit rather than for the whole transaction (docs/adr/0010)
+    catalog.confirm_held(tx, snap.deal_id, snap.buckets, snap.quantity)
+    return _paid(tx, snap, codes)
+
+
+def _capture_rows(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: str) -> list[str] | None:
+    """The order paid, its vouchers issued, the money booked; None (and nothing written) when the order is no
+    longer reserved."""
+    conn, now = tx.conn, tx.now
+    paid = conn.execute(_CAPTURE, {"oid": snap.id, "now": now,
+                                   "extra": {**snap.extra, "charge_ref": charge_ref, "payment_key": key}}).first()
+    if paid is None:
         return None
     codes = rules.plan_capture(snap).voucher_codes
     conn.execute(_VOUCHERS, [
@@ -201,9 +272,11 @@ def capture(tx: InTransaction, snap: rules.OrderSnapshot, key: str, charge_ref: 
          "issued_at": now, "redeemed_at": None, "redeemed_by": None, "refunded_at": None} for c in codes])
     ledger.post_rows(conn, "payment", [(ledger.EXTERNAL_BUYERS, -snap.amount_cents),
                                        (ledger.ESCROW, snap.amount_cents)], now, ref=f"order:{snap.id}")
-    # the bucket is the row every buyer of the deal waits on: touched last, so it stays locked for one
-    # statement and the commit rather than for the whole transaction (docs/adr/0010)
-    catalog.confirm_held(tx, snap.deal_id, snap.buckets, snap.quantity)
+    return codes
+
+
+def _paid(tx: InTransaction, snap: rules.OrderSnapshot, codes: list[str]) -> Captured:
+    """After the units moved to sold: the participants of a paid order."""
     # OrderPaid and the buyer's receipt are announced from the order row by the worker (orders/announce.py)
     wanted = [p for p in registry.items if p.wants_paid(snap)]
     for p in wanted:
