@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from tuangou.core.auth import Claims, Role, TokenGate, UserState
 from tuangou.core.errors import Unauthorized
 
+T = TypeVar("T")
 ACTIVE = UserState(0, True, Role.BUYER, None)
 
 
@@ -36,6 +39,25 @@ class Users:
         return {i: ACTIVE for i in ids if i in self.known}
 
 
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine on a fresh loop in its own thread: an earlier test (Playwright's sync API) may have
+    left a loop running in this one, where asyncio.run refuses to start."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(make())
+        except BaseException as exc:  # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
 def _gate(users: Users, offload: bool) -> TokenGate:
     return TokenGate(users.load, ttl=60, load_many=users.load_many, offload=offload)
 
@@ -50,14 +72,14 @@ def test_a_crowd_of_new_users_is_read_in_one_batch(offload):
     async def crowd() -> list[UserState | None]:
         return await asyncio.gather(*(gate.astate(i) for i in range(1, 301)))
 
-    states = asyncio.run(crowd())
+    states = _run(lambda: crowd())
 
     # then one read answered them all, and the unknown user is None
     assert users.batches == [list(range(1, 301))]
     assert users.single_reads == 0
     assert states[:299] == [ACTIVE] * 299 and states[299] is None
     # and a second look is served from the cache
-    assert asyncio.run(gate.astate(5)) == ACTIVE and len(users.batches) == 1
+    assert _run(lambda: gate.astate(5)) == ACTIVE and len(users.batches) == 1
 
 
 def test_batches_are_bounded():
@@ -68,7 +90,7 @@ def test_batches_are_bounded():
     async def crowd() -> None:
         await asyncio.gather(*(gate.astate(i) for i in range(1, 1201)))
 
-    asyncio.run(crowd())
+    _run(lambda: crowd())
 
     # then they were read in batches of at most MAX_BATCH, each user once
     assert all(len(b) <= TokenGate.MAX_BATCH for b in users.batches)
@@ -85,12 +107,12 @@ def test_a_failed_read_fails_its_waiters_and_the_next_request_reads_again():
         return await asyncio.gather(gate.astate(1), gate.astate(2), return_exceptions=True)
 
     # when two requests wait on the failing read
-    results = asyncio.run(both())
+    results = _run(lambda: both())
 
     # then both see the failure, nothing is cached, and the next request reads afresh
     assert [type(r) for r in results] == [RuntimeError, RuntimeError]
     users.failing = False
-    assert asyncio.run(gate.astate(1)) == ACTIVE
+    assert _run(lambda: gate.astate(1)) == ACTIVE
     assert len(users.batches) == 2
 
 
@@ -109,10 +131,10 @@ def test_a_forget_during_a_read_in_flight_is_not_undone():
         users.gate.set()
         return await waiting
 
-    assert asyncio.run(scenario()) == ACTIVE  # the waiter gets what was read
+    assert _run(lambda: scenario()) == ACTIVE  # the waiter gets what was read
     # then the next request reads again rather than trusting the stale copy
     users.gate = None
-    asyncio.run(gate.astate(7))
+    _run(lambda: gate.astate(7))
     assert len(users.batches) == 2
 
 
@@ -123,11 +145,11 @@ def test_revoked_and_inactive_are_refused_on_the_async_path():
 
     # then a token of version 0 is revoked, the inactive user refused, the current token admitted
     with pytest.raises(Unauthorized) as revoked:
-        asyncio.run(gate.aprincipal(Claims(1, 0, Role.BUYER, None)))
+        _run(lambda: gate.aprincipal(Claims(1, 0, Role.BUYER, None)))
     with pytest.raises(Unauthorized) as inactive:
-        asyncio.run(gate.aprincipal(Claims(2, 0, Role.BUYER, None)))
+        _run(lambda: gate.aprincipal(Claims(2, 0, Role.BUYER, None)))
     assert (revoked.value.code, inactive.value.code) == ("token_revoked", "account_inactive")
-    assert asyncio.run(gate.aprincipal(Claims(1, 1, Role.MERCHANT, None))).role == Role.BUYER
+    assert _run(lambda: gate.aprincipal(Claims(1, 1, Role.MERCHANT, None))).role == Role.BUYER
 
 
 def test_a_verified_token_is_not_verified_again_but_still_expires(monkeypatch):
