@@ -155,7 +155,7 @@ def record_charge(uow: UnitOfWork, snap: rules.OrderSnapshot, key: str, result: 
     units from reserved to sold (group commit, as placing does); a group that cannot run whole runs apart."""
     if result is None or not result.ok or not snap.buckets:
         return _record_alone(uow, snap, key, result)
-    outcome = _pays.submit((snap.deal_id, tuple(snap.buckets)), _Charge(snap, key, result.reference),
+    outcome = _pays.submit((id(uow.db), snap.deal_id, tuple(snap.buckets)), _Charge(snap, key, result.reference),
                            lambda group: _capture_together(uow, group),
                            lambda alone: _record_alone(uow, alone.snap, alone.key, result))
     if outcome is ALONE:

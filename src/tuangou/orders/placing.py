@@ -117,7 +117,7 @@ def _write(uow: UnitOfWork, placement: _Placement) -> tuple[views.OrderView, boo
     group that cannot run whole runs each placement alone, so every refusal is the order's own."""
     if not all(p.transactional for p in placement.wanted):
         return _apply(uow, placement)
-    key = (placement.snap.id, tuple(placement.plan.keys))
+    key = (id(uow.db), placement.snap.id, tuple(placement.plan.keys))  # one database's rows only
     outcome = _groups.submit(key, placement, lambda group: _apply_together(uow, group),
                              lambda alone: _apply(uow, alone))
     if outcome is ALONE:
